@@ -1,0 +1,3 @@
+"""segexp: Hydra-configured experiments for semantic segmentation."""
+
+__version__ = "0.1.0"

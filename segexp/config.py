@@ -1,0 +1,65 @@
+"""Building objects from config nodes and checking config values before any work starts."""
+
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from segexp.errors import SegexpError
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def build(node: DictConfig | None, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, but a SegexpError raised inside a constructor reaches the user
+    as itself rather than wrapped in Hydra's InstantiationException."""
+    if node is None:
+        return None
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, SegexpError):
+            raise cause from None
+        raise
+
+
+def class_names(dataset: DictConfig) -> list[str]:
+    names = dataset.get("class_names")
+    return [str(i) for i in range(int(dataset.num_classes))] if names is None else list(names)
+
+
+def validate(cfg: DictConfig) -> None:
+    """One clear line per mistake, naming the key and the fix, before anything is built."""
+    dataset = cfg.dataset
+    if "root" in dataset and OmegaConf.is_missing(dataset, "root"):
+        raise SegexpError("dataset.root is not set: add dataset.root=/path/to/your/data")
+    num_classes = int(dataset.num_classes)
+    if num_classes < 2:
+        raise SegexpError(f"dataset.num_classes={num_classes}: a binary problem is 2 classes")
+    names = dataset.get("class_names")
+    if names is not None and len(names) != num_classes:
+        raise SegexpError(
+            f"dataset.class_names has {len(names)} names but dataset.num_classes={num_classes}: "
+            "give one name per class (or class_names=null)"
+        )
+    if 0 <= int(dataset.ignore_index) < num_classes:
+        raise SegexpError(
+            f"dataset.ignore_index={dataset.ignore_index} is a class index (num_classes="
+            f"{num_classes}): use a value outside 0..{num_classes - 1}, e.g. 255"
+        )
+    for key in ("mean", "std"):
+        if len(dataset[key]) != int(dataset.in_channels):
+            raise SegexpError(
+                f"dataset.{key} has {len(dataset[key])} values but dataset.in_channels="
+                f"{dataset.in_channels}: give one value per channel"
+            )
+    if cfg.trainer.precision not in PRECISIONS:
+        raise SegexpError(
+            f"trainer.precision={cfg.trainer.precision!r} is not one of {', '.join(PRECISIONS)}"
+        )
+    if int(cfg.trainer.epochs) < 1:
+        raise SegexpError(f"trainer.epochs={cfg.trainer.epochs}: train for at least 1 epoch")
+    if int(dataset.batch_size) < 1:
+        raise SegexpError(f"dataset.batch_size={dataset.batch_size}: must be at least 1")

@@ -1,0 +1,103 @@
+"""Datasets and DataLoaders for the train, val and test splits, built from `cfg.dataset`."""
+
+import functools
+import itertools
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from segexp.config import build
+from segexp.data.collate import pad_collate
+from segexp.errors import SegexpError
+
+
+@dataclass
+class Splits:
+    """Iterables of (uint8 images, masks) batches and how many batches each yields per pass."""
+
+    train: object
+    val: object
+    test: object
+    train_batches: int
+    val_batches: int
+    test_batches: int
+
+
+def _seed_augmentation(worker_id: int) -> None:
+    """Give each worker its own augmentation stream.
+
+    albumentations seeds its generators once, when the pipeline is built, so forked workers
+    would otherwise all apply the same "random" transforms in lockstep.
+    """
+    info = get_worker_info()
+    transform = getattr(info.dataset, "transform", None)
+    if transform is not None and hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(torch.initial_seed() % 2**32)
+
+
+def _loader(dataset: Dataset, cfg: DictConfig, *, train: bool, seed: int, pin: bool) -> DataLoader:
+    workers = int(cfg.dataset.num_workers)
+    return DataLoader(
+        dataset,
+        batch_size=int(cfg.dataset.batch_size),
+        shuffle=train,
+        drop_last=train,
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+        worker_init_fn=_seed_augmentation,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=functools.partial(pad_collate, ignore_index=int(cfg.dataset.ignore_index)),
+    )
+
+
+def _limit(num_batches: int, limit: int | None) -> int:
+    return num_batches if limit is None else min(num_batches, int(limit))
+
+
+def build_splits(cfg: DictConfig, pin_memory: bool = False) -> Splits:
+    train_tf = build(cfg.aug.train)
+    eval_tf = build(cfg.aug.eval) if cfg.aug.get("eval") is not None else None
+    if train_tf is not None and hasattr(train_tf, "set_random_seed"):
+        train_tf.set_random_seed(int(cfg.seed))
+    train_set = build(cfg.dataset.train, transform=train_tf)
+    val_set = build(cfg.dataset.val, transform=eval_tf)
+    test_set = build(cfg.dataset.test, transform=eval_tf)
+    batch_size = int(cfg.dataset.batch_size)
+    for split, dataset in (("train", train_set), ("val", val_set), ("test", test_set)):
+        if len(dataset) == 0:
+            raise SegexpError(f"the {split} split of dataset '{cfg.dataset.name}' is empty")
+    if len(train_set) < batch_size:
+        raise SegexpError(
+            f"dataset.batch_size={batch_size} is larger than the train split ({len(train_set)} "
+            "samples) and the last incomplete batch is dropped: lower dataset.batch_size"
+        )
+    seed = int(cfg.seed)
+    trainer = cfg.trainer
+    train = _loader(train_set, cfg, train=True, seed=seed, pin=pin_memory)
+    if trainer.overfit_batches:
+        # The course's sanity check: the same few batches for training and validation.
+        n = int(trainer.overfit_batches)
+        fixed = list(
+            itertools.islice(_loader(train_set, cfg, train=False, seed=seed, pin=pin_memory), n)
+        )
+        return Splits(
+            fixed,
+            fixed,
+            _loader(test_set, cfg, train=False, seed=seed, pin=pin_memory),
+            len(fixed),
+            len(fixed),
+            len(test_set),
+        )
+    val = _loader(val_set, cfg, train=False, seed=seed, pin=pin_memory)
+    test = _loader(test_set, cfg, train=False, seed=seed, pin=pin_memory)
+    return Splits(
+        train,
+        val,
+        test,
+        _limit(len(train), trainer.limit_train_batches),
+        _limit(len(val), trainer.limit_val_batches),
+        len(test),
+    )

@@ -1,0 +1,1 @@
+"""Segmentation models: each takes (N, in_channels, H, W) and returns (N, num_classes, H, W)."""

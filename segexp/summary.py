@@ -1,0 +1,55 @@
+"""summary.json (written atomically) and the final console table."""
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    """Atomic: a reader never sees half a file. NaN (a class absent from a split) becomes null."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(_nan_to_none(data), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def _fmt(value: float | None) -> str:
+    return "  -   " if value is None or math.isnan(value) else f"{value:6.3f}"
+
+
+def metrics_table(splits: dict[str, dict[str, Any]]) -> str:
+    """Rows: each class, then the means; columns: IoU and Dice of each split."""
+    names = list(next(iter(splits.values()))["per_class_iou"])
+    width = max(12, *(len(n) for n in names))
+    header = f"{'class':<{width}}" + "".join(f"  {s + ' IoU':>8}  {s + ' Dice':>9}" for s in splits)
+    lines = [header, "-" * len(header)]
+    for name in names:
+        cells = "".join(
+            f"  {_fmt(m['per_class_iou'][name]):>8}  {_fmt(m['per_class_dice'][name]):>9}"
+            for m in splits.values()
+        )
+        lines.append(f"{name:<{width}}{cells}")
+    lines.append("-" * len(header))
+    lines.append(
+        f"{'mean':<{width}}"
+        + "".join(f"  {_fmt(m['mIoU']):>8}  {_fmt(m['mDice']):>9}" for m in splits.values())
+    )
+    lines.append(
+        f"{'pixel acc':<{width}}"
+        + "".join(f"  {_fmt(m['pixel_acc']):>8}  {'':>9}" for m in splits.values())
+    )
+    return "\n".join(lines)

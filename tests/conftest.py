@@ -1,0 +1,51 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from segexp.app import CONFIG_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A model and a run small enough to take a few seconds on 2 CPU cores, with any dataset...
+TINY_RUN = [
+    "name=test",
+    "model.depth=2",
+    "model.base_channels=4",
+    "dataset.image_size=[32,32]",
+    "dataset.batch_size=4",
+    "trainer.epochs=2",
+    "trainer.log_every_n_steps=2",
+    "scheduler.warmup_steps=2",
+]
+# ...and the synthetic dataset cut down to match.
+TINY = [
+    *TINY_RUN,
+    "dataset.train.num_samples=16",
+    "dataset.val.num_samples=8",
+    "dataset.test.num_samples=8",
+]
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+@pytest.fixture
+def tiny_config():
+    return lambda *overrides: compose_config([*TINY, *overrides])
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m segexp ARGS` in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "segexp", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
