@@ -19,5 +19,5 @@ def to_tensors(
     if transform is not None:
         out = transform(image=image, mask=mask)
         image, mask = out["image"], out["mask"]
-    image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-    return image, torch.from_numpy(np.ascontiguousarray(mask))
+    # Copies: decoded arrays may be read-only or shared with a dataset's cache.
+    return torch.tensor(image.transpose(2, 0, 1)), torch.tensor(mask)
