@@ -74,25 +74,17 @@ def build_splits(cfg: DictConfig, pin_memory: bool = False) -> Splits:
             f"dataset.batch_size={batch_size} is larger than the train split ({len(train_set)} "
             "samples) and the last incomplete batch is dropped: lower dataset.batch_size"
         )
-    seed = int(cfg.seed)
-    trainer = cfg.trainer
-    train = _loader(train_set, cfg, train=True, seed=seed, pin=pin_memory)
+    seed, trainer = int(cfg.seed), cfg.trainer
+
+    def loader(dataset: Dataset, train: bool = False) -> DataLoader:
+        return _loader(dataset, cfg, train=train, seed=seed, pin=pin_memory)
+
+    test = loader(test_set)
     if trainer.overfit_batches:
         # The course's sanity check: the same few batches for training and validation.
-        n = int(trainer.overfit_batches)
-        fixed = list(
-            itertools.islice(_loader(train_set, cfg, train=False, seed=seed, pin=pin_memory), n)
-        )
-        return Splits(
-            fixed,
-            fixed,
-            _loader(test_set, cfg, train=False, seed=seed, pin=pin_memory),
-            len(fixed),
-            len(fixed),
-            len(test_set),
-        )
-    val = _loader(val_set, cfg, train=False, seed=seed, pin=pin_memory)
-    test = _loader(test_set, cfg, train=False, seed=seed, pin=pin_memory)
+        fixed = list(itertools.islice(loader(train_set), int(trainer.overfit_batches)))
+        return Splits(fixed, fixed, test, len(fixed), len(fixed), len(test))
+    train, val = loader(train_set, train=True), loader(val_set)
     return Splits(
         train,
         val,
