@@ -14,7 +14,7 @@ from segexp.speed import make_optimizer, maybe_compile
 from segexp.train import fit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import throughput  # noqa: E402
+import throughput
 
 SWITCHES = [
     ["trainer.precision=bf16"],
