@@ -49,10 +49,10 @@ def make_device(cfg: DictConfig) -> Device:
     )
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
+def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic
     torch.backends.cudnn.deterministic = deterministic
     torch.use_deterministic_algorithms(deterministic, warn_only=True)

@@ -15,6 +15,7 @@ from segexp.data.loaders import build_splits
 from segexp.engine import evaluate, train_one_epoch
 from segexp.metrics import ConfusionMatrix
 from segexp.runtime import make_device, seed_everything
+from segexp.speed import make_optimizer, maybe_compile
 from segexp.summary import metrics_table, write_json
 from segexp.visualize import palette, preview_grid
 
@@ -33,7 +34,8 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     """Train as configured and return the summary that is also written to run_dir/summary.json."""
     validate(cfg)
     started = time.perf_counter()
-    seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
+    trainer = cfg.trainer
+    seed_everything(int(cfg.seed), bool(trainer.deterministic), bool(trainer.cudnn_benchmark))
     dev = make_device(cfg)
     splits = build_splits(cfg, pin_memory=dev.device.type == "cuda")
     names = class_names(cfg.dataset)
@@ -43,7 +45,10 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     if dev.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = build(cfg.loss).to(dev.device)
-    optimizer = build(cfg.optimizer)(params=model.parameters())
+    net = maybe_compile(model, trainer.compile)
+    optimizer = make_optimizer(
+        build(cfg.optimizer), model.parameters(), dev.device, trainer.fused_optimizer
+    )
     epochs = int(cfg.trainer.epochs)
     scheduler = build(cfg.scheduler)(optimizer=optimizer, total_steps=epochs * splits.train_batches)
     scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
@@ -70,7 +75,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
         train_loss, seen, global_step = train_one_epoch(
-            model,
+            net,
             loss_fn,
             optimizer,
             scheduler,
@@ -87,7 +92,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         train_seconds += time.perf_counter() - epoch_start
         images_seen += seen
         val_loss, preview = evaluate(
-            model,
+            net,
             loss_fn,
             splits.val,
             dev,
@@ -129,7 +134,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
 
     model.load_state_dict(load_checkpoint(checkpoints / "best.pt", dev.device)["model"])
     test_loss, _ = evaluate(
-        model, loss_fn, splits.test, dev, confusion, num_batches=splits.test_batches, desc="test"
+        net, loss_fn, splits.test, dev, confusion, num_batches=splits.test_batches, desc="test"
     )
     test = confusion.compute(names)
     log_metrics(writer, "test", test, test_loss, best_epoch)

@@ -1,0 +1,119 @@
+"""Every speed switch of `trainer` works on the CPU (timings live in benchmarks/, not here)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from segexp.config import build
+from segexp.data.loaders import build_splits
+from segexp.runtime import make_device, seed_everything
+from segexp.speed import make_optimizer, maybe_compile
+from segexp.train import fit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import throughput
+
+SWITCHES = [
+    ["trainer.precision=bf16"],
+    ["trainer.precision=fp16"],  # GradScaler path
+    ["trainer.channels_last=true"],
+    ["trainer.fused_optimizer=true"],
+    ["trainer.fused_optimizer=true", "optimizer=sgd"],
+    ["trainer.compile=eager"],  # Dynamo graph capture; inductor's codegen is in the benchmark
+    ["dataset.num_workers=2"],  # worker processes, persistent, each with its own aug stream
+    ["trainer.cudnn_benchmark=false", "trainer.log_every_n_steps=1"],
+]
+
+
+@pytest.mark.parametrize("switch", SWITCHES, ids=[" ".join(s) for s in SWITCHES])
+def test_switch_trains_and_evaluates(tiny_config, tmp_path, switch):
+    summary = fit(tiny_config("trainer.epochs=1", "logger=none", "aug=light", *switch), tmp_path)
+    assert summary["status"] == "completed"
+    assert 0 <= summary["val"]["mIoU"] <= 1 and summary["images_per_s"] > 0
+
+
+def test_precision_switch_selects_autocast_dtype(tiny_config):
+    assert make_device(tiny_config("trainer.precision=bf16")).amp_dtype == torch.bfloat16
+    assert make_device(tiny_config("trainer.precision=fp16")).amp_dtype == torch.float16
+    assert make_device(tiny_config()).amp_dtype is None  # auto on CPU: fp32
+
+
+def test_batches_travel_as_uint8_and_are_normalised_on_the_device(tiny_config):
+    cfg = tiny_config()
+    images, masks = next(iter(build_splits(cfg).train))
+    assert images.dtype == torch.uint8 and masks.dtype == torch.uint8
+    dev = make_device(cfg)
+    floats, longs = dev.batch(images, masks)
+    mean = torch.tensor(list(cfg.dataset.mean)).view(1, -1, 1, 1)
+    std = torch.tensor(list(cfg.dataset.std)).view(1, -1, 1, 1)
+    torch.testing.assert_close(floats, (images.float() - mean) / std)
+    assert longs.dtype == torch.long
+
+
+def test_channels_last_reaches_the_model_input(tiny_config):
+    dev = make_device(tiny_config("trainer.channels_last=true"))
+    images = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    floats, _ = dev.batch(images, torch.zeros(2, 8, 8, dtype=torch.uint8))
+    assert floats.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_fused_optimizer_is_used_when_asked(tiny_config, name):
+    cfg = tiny_config(f"optimizer={name}")
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    cpu = torch.device("cpu")
+    assert make_optimizer(build(cfg.optimizer), params, cpu, True).defaults["fused"] is True
+    assert not make_optimizer(build(cfg.optimizer), params, cpu, "auto").defaults["fused"]
+
+
+def test_compile_keeps_the_state_dict_keys():
+    model = torch.nn.Conv2d(1, 1, 1)
+    compiled = maybe_compile(model, "eager")
+    assert compiled is not model and maybe_compile(model, False) is model
+    compiled(torch.zeros(1, 1, 2, 2))
+    assert list(model.state_dict()) == ["weight", "bias"]
+
+
+def test_cudnn_benchmark_switch():
+    seed_everything(0, deterministic=False, cudnn_benchmark=False)
+    assert torch.backends.cudnn.benchmark is False
+    seed_everything(0, deterministic=False, cudnn_benchmark=True)
+    assert torch.backends.cudnn.benchmark is True
+    seed_everything(0, deterministic=True, cudnn_benchmark=True)
+    assert torch.backends.cudnn.benchmark is False
+
+
+def test_benchmark_script_tiny_cpu_mode(tmp_path):
+    out = tmp_path / "cpu.json"
+    entry = throughput.main(
+        [
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--set",
+            "model.base_channels=4",
+            "--set",
+            "model.depth=2",
+            "--out",
+            str(out),
+        ]
+    )
+    saved = json.loads(out.read_text())
+    (key,) = saved
+    assert key.startswith("unet 32x32 b4")
+    assert saved[key]["ratio"] == pytest.approx(
+        entry["segexp"]["images_per_s"] / entry["reference"]["images_per_s"]
+    )
+    for loop in ("segexp", "reference"):
+        result = saved[key][loop]
+        assert result["images_per_s"] > 0 and 0 <= result["data_wait_fraction"] <= 1
+    assert saved[key]["versions"]["torch"] == torch.__version__
+    assert saved[key]["segexp"]["forward_gflops_per_image"] > 0
