@@ -7,9 +7,11 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from segexp import interrupt, resume
 from segexp.errors import SegexpError
+from segexp.faults import explain
 from segexp.summary import write_json
 from segexp.train import fit
 
@@ -17,6 +19,8 @@ log = logging.getLogger("segexp")
 # The config tree lives beside the package (conf/ at the repository's top level); an absolute
 # path, because `python -m` would otherwise make Hydra look for a Python package named conf.
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+OmegaConf.register_new_resolver("segexp_run_dir", resume.run_dir_resolver, replace=True)
+OmegaConf.register_new_resolver("segexp_hydra_subdir", resume.hydra_subdir_resolver, replace=True)
 
 
 def _run_info() -> dict:
@@ -31,20 +35,28 @@ def main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     info = _run_info()
     try:
-        summary = fit(cfg, run_dir, info)
-    except SegexpError as err:
-        write_json({"status": "failed", "reason": str(err), **info}, run_dir / "summary.json")
-        log.error("%s", err)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            return None
-        sys.exit(1)
-    except KeyboardInterrupt:
+        if cfg.get("resume"):
+            cfg, info = resume.resume_config(cfg, info)
+        with interrupt.stop_on_signals():
+            summary = fit(cfg, run_dir, info)
+    except (interrupt.RunInterrupted, KeyboardInterrupt) as err:
+        name = getattr(err, "signal_name", "KeyboardInterrupt")
+        done = resume.last_checkpoint(run_dir).is_file()
+        then = f"resume with: {resume.resume_command(run_dir)}" if done else "no epoch finished"
         write_json(
-            {"status": "interrupted", "reason": "KeyboardInterrupt", **info},
+            {"status": "interrupted", "reason": name, "resume": then, **info},
             run_dir / "summary.json",
         )
-        raise
+        log.warning("interrupted by %s; %s", name, then)
+        sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
     except Exception as err:
+        known = err if isinstance(err, SegexpError) else explain(err, cfg)
+        if known is not None:
+            write_json({"status": "failed", "reason": str(known), **info}, run_dir / "summary.json")
+            log.error("%s", known)
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                return None
+            sys.exit(1)
         write_json(
             {"status": "failed", "reason": f"{type(err).__name__}: {err}", **info},
             run_dir / "summary.json",
