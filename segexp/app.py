@@ -29,6 +29,18 @@ def _run_info() -> dict:
     return {"overrides": list(hydra_cfg.overrides.task), "choices": choices}
 
 
+def _fail(err: BaseException, cfg: DictConfig, info: dict, run_dir: Path) -> None:
+    """summary.json "failed"; a known problem is one line (and a sweep goes on), else re-raise."""
+    known = err if isinstance(err, SegexpError) else explain(err, cfg)
+    reason = str(known) if known is not None else f"{type(err).__name__}: {err}"
+    write_json({"status": "failed", "reason": reason, **info}, run_dir / "summary.json")
+    if known is None:
+        raise err
+    log.error("%s", known)
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        sys.exit(1)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
@@ -39,8 +51,15 @@ def main(cfg: DictConfig) -> float | None:
             cfg, info = resume.resume_config(cfg, info)
         with interrupt.stop_on_signals():
             summary = fit(cfg, run_dir, info)
-    except (interrupt.RunInterrupted, KeyboardInterrupt) as err:
-        name = getattr(err, "signal_name", "KeyboardInterrupt")
+    except BaseException as err:
+        if isinstance(err, SystemExit):
+            raise
+        name = getattr(err, "signal_name", None) or interrupt.stop_requested()
+        if isinstance(err, KeyboardInterrupt):
+            name = name or "KeyboardInterrupt"
+        if name is None:
+            _fail(err, cfg, info, run_dir)
+            return None
         done = resume.last_checkpoint(run_dir).is_file()
         then = f"resume with: {resume.resume_command(run_dir)}" if done else "no epoch finished"
         write_json(
@@ -49,19 +68,6 @@ def main(cfg: DictConfig) -> float | None:
         )
         log.warning("interrupted by %s; %s", name, then)
         sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
-    except Exception as err:
-        known = err if isinstance(err, SegexpError) else explain(err, cfg)
-        if known is not None:
-            write_json({"status": "failed", "reason": str(known), **info}, run_dir / "summary.json")
-            log.error("%s", known)
-            if HydraConfig.get().mode == RunMode.MULTIRUN:
-                return None
-            sys.exit(1)
-        write_json(
-            {"status": "failed", "reason": f"{type(err).__name__}: {err}", **info},
-            run_dir / "summary.json",
-        )
-        raise
     log.info("run folder: %s", run_dir)
     log.info("tensorboard: tensorboard --logdir %s", run_dir)
     return summary["val"]["mIoU"]

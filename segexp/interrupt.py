@@ -43,18 +43,20 @@ def stop_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
+    # The flag outlives the block: whatever error a signal causes (e.g. a DataLoader worker
+    # killed by the same SIGTERM) is then still reported as an interruption.
     _received.clear()
+    previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _received.clear()
 
 
-def stop_requested() -> bool:
-    return bool(_received)
+def stop_requested() -> str | None:
+    """The name of the first signal received during the last run, if any."""
+    return _received[0] if _received else None
 
 
 def check() -> None:
