@@ -1,6 +1,7 @@
 """`python -m segexp`: the Hydra entry point; turns a run's outcome into summary.json, exit code."""
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def _fail(err: BaseException, cfg: DictConfig, info: dict, run_dir: Path) -> Non
     write_json({"status": "failed", "reason": reason, **info}, run_dir / "summary.json")
     if known is None:
         raise err
-    log.error("%s", known)
+    log.error("%s", known, exc_info=os.environ.get("HYDRA_FULL_ERROR") == "1")
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(1)
 
