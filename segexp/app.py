@@ -1,15 +1,18 @@
 """`python -m segexp`: the Hydra entry point; turns a run's outcome into summary.json, exit code."""
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from segexp import interrupt, resume
 from segexp.errors import SegexpError
+from segexp.faults import explain
 from segexp.summary import write_json
 from segexp.train import fit
 
@@ -17,6 +20,8 @@ log = logging.getLogger("segexp")
 # The config tree lives beside the package (conf/ at the repository's top level); an absolute
 # path, because `python -m` would otherwise make Hydra look for a Python package named conf.
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+OmegaConf.register_new_resolver("segexp_run_dir", resume.run_dir_resolver, replace=True)
+OmegaConf.register_new_resolver("segexp_hydra_subdir", resume.hydra_subdir_resolver, replace=True)
 
 
 def _run_info() -> dict:
@@ -25,31 +30,45 @@ def _run_info() -> dict:
     return {"overrides": list(hydra_cfg.overrides.task), "choices": choices}
 
 
+def _fail(err: BaseException, cfg: DictConfig, info: dict, run_dir: Path) -> None:
+    """summary.json "failed"; a known problem is one line (and a sweep goes on), else re-raise."""
+    known = err if isinstance(err, SegexpError) else explain(err, cfg)
+    reason = str(known) if known is not None else f"{type(err).__name__}: {err}"
+    write_json({"status": "failed", "reason": reason, **info}, run_dir / "summary.json")
+    if known is None:
+        raise err
+    log.error("%s", known, exc_info=os.environ.get("HYDRA_FULL_ERROR") == "1")
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        sys.exit(1)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     info = _run_info()
     try:
-        summary = fit(cfg, run_dir, info)
-    except SegexpError as err:
-        write_json({"status": "failed", "reason": str(err), **info}, run_dir / "summary.json")
-        log.error("%s", err)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if cfg.get("resume"):
+            cfg, info = resume.resume_config(cfg, info)
+        with interrupt.stop_on_signals():
+            summary = fit(cfg, run_dir, info)
+    except BaseException as err:
+        if isinstance(err, SystemExit):
+            raise
+        name = getattr(err, "signal_name", None) or interrupt.stop_requested()
+        if isinstance(err, KeyboardInterrupt):
+            name = name or "KeyboardInterrupt"
+        if name is None:
+            _fail(err, cfg, info, run_dir)
             return None
-        sys.exit(1)
-    except KeyboardInterrupt:
+        done = resume.last_checkpoint(run_dir).is_file()
+        then = f"resume with: {resume.resume_command(run_dir)}" if done else "no epoch finished"
         write_json(
-            {"status": "interrupted", "reason": "KeyboardInterrupt", **info},
+            {"status": "interrupted", "reason": name, "resume": then, **info},
             run_dir / "summary.json",
         )
-        raise
-    except Exception as err:
-        write_json(
-            {"status": "failed", "reason": f"{type(err).__name__}: {err}", **info},
-            run_dir / "summary.json",
-        )
-        raise
+        log.warning("interrupted by %s; %s", name, then)
+        sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
     log.info("run folder: %s", run_dir)
     log.info("tensorboard: tensorboard --logdir %s", run_dir)
     return summary["val"]["mIoU"]

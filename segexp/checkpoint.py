@@ -1,11 +1,15 @@
 """Checkpoints: one dict per file, written atomically, read without executing pickled code."""
 
 import os
+import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from segexp.errors import SegexpError
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -24,8 +28,38 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    # The rename itself is durable only once the folder entry is on disk.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``: tensors and plain containers only."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """``torch.load`` with ``weights_only=True``: tensors and plain containers only.
+
+    A file that holds any other pickled object (which could run code when unpickled) is refused
+    with a SegexpError, and nothing in it is executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SegexpError(f"checkpoint {path} does not exist: check the path")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise SegexpError(
+            f"refusing to load {path}: it contains pickled Python objects, not only tensors "
+            f"({_first_line(err)}). Load only checkpoints you trust and re-save them as a plain "
+            "state_dict"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise SegexpError(
+            f"cannot read checkpoint {path} ({type(err).__name__}: {_first_line(err)}): "
+            "the file is truncated or not a PyTorch checkpoint"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

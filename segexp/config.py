@@ -1,11 +1,13 @@
 """Building objects from config nodes and checking config values before any work starts."""
 
+from pathlib import Path
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from segexp.encoders import check_encoder
 from segexp.errors import SegexpError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -33,8 +35,14 @@ def class_names(dataset: DictConfig) -> list[str]:
 def validate(cfg: DictConfig) -> None:
     """One clear line per mistake, naming the key and the fix, before anything is built."""
     dataset = cfg.dataset
-    if "root" in dataset and OmegaConf.is_missing(dataset, "root"):
+    # `"root" in dataset` is False while the value is ??? (missing): look at the keys
+    if "root" in dataset.keys() and OmegaConf.is_missing(dataset, "root"):  # noqa: SIM118
         raise SegexpError("dataset.root is not set: add dataset.root=/path/to/your/data")
+    if dataset.get("root") is not None and not Path(str(dataset.root)).is_dir():
+        raise SegexpError(
+            f"dataset.root={dataset.root} is not a folder: give the folder that holds "
+            "train/, val/ and test/"
+        )
     num_classes = int(dataset.num_classes)
     if num_classes < 2:
         raise SegexpError(f"dataset.num_classes={num_classes}: a binary problem is 2 classes")
@@ -55,6 +63,14 @@ def validate(cfg: DictConfig) -> None:
                 f"dataset.{key} has {len(dataset[key])} values but dataset.in_channels="
                 f"{dataset.in_channels}: give one value per channel"
             )
+    model_channels = cfg.model.get("in_channels")
+    if model_channels is not None and int(model_channels) != int(dataset.in_channels):
+        raise SegexpError(
+            f"model.in_channels={model_channels} but the data has dataset.in_channels="
+            f"{dataset.in_channels}: drop the model.in_channels override (it follows the dataset) "
+            "or set dataset.in_channels to match"
+        )
+    check_encoder(cfg.model)
     if cfg.trainer.precision not in PRECISIONS:
         raise SegexpError(
             f"trainer.precision={cfg.trainer.precision!r} is not one of {', '.join(PRECISIONS)}"

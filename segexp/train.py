@@ -9,11 +9,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import segexp
-from segexp.checkpoint import load_checkpoint, save_checkpoint
+from segexp import interrupt
+from segexp.checkpoint import load_checkpoint
 from segexp.config import build, class_names, validate
 from segexp.data.loaders import build_splits
 from segexp.engine import evaluate, train_one_epoch
 from segexp.metrics import ConfusionMatrix
+from segexp.resume import restore, save_epoch, training_state
 from segexp.runtime import make_device, seed_everything
 from segexp.speed import make_optimizer, maybe_compile
 from segexp.summary import metrics_table, write_json
@@ -36,6 +38,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     started = time.perf_counter()
     trainer = cfg.trainer
     seed_everything(int(cfg.seed), bool(trainer.deterministic), bool(trainer.cudnn_benchmark))
+    torch.autograd.set_detect_anomaly(bool(trainer.get("detect_anomaly", False)))
     dev = make_device(cfg)
     splits = build_splits(cfg, pin_memory=dev.device.type == "cuda")
     names = class_names(cfg.dataset)
@@ -56,9 +59,16 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     colours = palette(num_classes)
     num_parameters = sum(p.numel() for p in model.parameters())
 
-    writer = build(cfg.logger, log_dir=str(run_dir))
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
-    writer.add_text("config", "    " + resolved.replace("\n", "\n    "))  # markdown code block
+    checkpoints = run_dir / "checkpoints"
+    progress = restore(
+        checkpoints / "last.pt", model, optimizer, scheduler, scaler, splits, dev.device
+    )
+    # Resumed: TensorBoard drops what a killed session logged after its last checkpoint.
+    purge = {"purge_step": progress.global_step + 1} if progress.epoch else {}
+    writer = build(cfg.logger, log_dir=str(run_dir), **purge)
+    if not progress.epoch:
+        resolved = OmegaConf.to_yaml(cfg, resolve=True)
+        writer.add_text("config", "    " + resolved.replace("\n", "\n    "))  # markdown code
     log.info(
         "model %s: %.2fM parameters | device %s | precision %s | %d train batches per epoch",
         cfg.model._target_,
@@ -68,11 +78,9 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         splits.train_batches,
     )
 
-    checkpoints = run_dir / "checkpoints"
-    best_miou, best_epoch, best_val = -1.0, 0, {}
-    global_step = images_seen = 0
-    train_seconds = 0.0
-    for epoch in range(1, epochs + 1):
+    global_step = progress.global_step
+    for epoch in range(progress.epoch + 1, epochs + 1):
+        interrupt.check()
         epoch_start = time.perf_counter()
         train_loss, seen, global_step = train_one_epoch(
             net,
@@ -80,7 +88,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
             optimizer,
             scheduler,
             scaler,
-            splits.train,
+            interrupt.until_stopped(splits.train),
             dev,
             writer,
             epoch=epoch,
@@ -89,8 +97,9 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
             log_every_n_steps=int(cfg.trainer.log_every_n_steps),
             num_batches=splits.train_batches,
         )
-        train_seconds += time.perf_counter() - epoch_start
-        images_seen += seen
+        interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
+        progress.train_seconds += time.perf_counter() - epoch_start
+        progress.images_seen += seen
         val_loss, preview = evaluate(
             net,
             loss_fn,
@@ -105,21 +114,18 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         log_metrics(writer, "val", val, val_loss, epoch)
         if preview:
             writer.add_image("val/image_truth_prediction", preview_grid(*preview, colours), epoch)
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "epoch": epoch,
-            "global_step": global_step,
-            "best_miou": max(best_miou, val["mIoU"]),
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "segexp_version": segexp.__version__,
-        }
-        if val["mIoU"] > best_miou:
-            best_miou, best_epoch, best_val = val["mIoU"], epoch, val
-            save_checkpoint(state, checkpoints / "best.pt")
-        save_checkpoint(state, checkpoints / "last.pt")
+        improved = val["mIoU"] > progress.best_miou
+        if improved:
+            progress.best_miou, progress.best_epoch, progress.best_val = val["mIoU"], epoch, val
+        progress.epoch, progress.global_step = epoch, global_step
+        progress.elapsed_seconds += time.perf_counter() - started
+        started = time.perf_counter()
+        writer.flush()  # everything logged up to this checkpoint is on disk before it
+        state = training_state(cfg, model, optimizer, scheduler, scaler, splits, progress)
+        save_epoch(
+            state, checkpoints, improved=improved, keep_every=int(cfg.trainer.get("keep_every", 0))
+        )
+        best_miou, best_epoch = progress.best_miou, progress.best_epoch
         log.info(
             "epoch %d/%d  train loss %.4f  val loss %.4f  mIoU %.4f  mDice %.4f  (best %.4f @ %d)",
             epoch,
@@ -132,6 +138,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
             best_epoch,
         )
 
+    best_epoch, best_val = progress.best_epoch, progress.best_val
     model.load_state_dict(load_checkpoint(checkpoints / "best.pt", dev.device)["model"])
     test_loss, _ = evaluate(
         net, loss_fn, splits.test, dev, confusion, num_batches=splits.test_batches, desc="test"
@@ -147,8 +154,8 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         "run_dir": str(run_dir),
         "best_epoch": best_epoch,
         "epochs": epochs,
-        "train_time_s": round(time.perf_counter() - started, 2),
-        "images_per_s": round(images_seen / max(train_seconds, 1e-9), 2),
+        "train_time_s": round(progress.elapsed_seconds + time.perf_counter() - started, 2),
+        "images_per_s": round(progress.images_seen / max(progress.train_seconds, 1e-9), 2),
         "device": str(dev.device),
         "precision": str(dev.amp_dtype or "fp32").replace("torch.", ""),
         "num_parameters": num_parameters,

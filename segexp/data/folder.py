@@ -38,6 +38,8 @@ class FolderSegmentation(Dataset):
         in_channels: int = 3,
         binary_masks: bool = False,
         transform=None,
+        num_classes: int | None = None,
+        ignore_index: int = 255,
     ) -> None:
         image_dir, mask_dir = Path(image_dir), Path(mask_dir)
         images = list_images(image_dir)
@@ -55,6 +57,11 @@ class FolderSegmentation(Dataset):
             raise SegexpError(f"dataset.in_channels={in_channels}: folder images are 1 or 3")
         self.binary_masks = binary_masks
         self.transform = transform
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        if self.pairs and num_classes is not None:  # a wrong class count shows before training
+            mask_path = self.pairs[0][1]
+            mask = read_array(mask_path)
+            self._check_classes((mask > 0).astype(np.uint8) if binary_masks else mask, mask_path)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -74,7 +81,22 @@ class FolderSegmentation(Dataset):
             )
         if self.binary_masks:
             mask = (mask > 0).astype(np.uint8)
+        self._check_classes(mask, mask_path)
         return image, mask
+
+    def _check_classes(self, mask: np.ndarray, mask_path: Path) -> None:
+        if self.num_classes is None:
+            return
+        values = np.unique(mask)
+        bad = values[(values >= self.num_classes) & (values != self.ignore_index)]
+        if bad.size:
+            hint = " or dataset.binary_masks=true" if set(values.tolist()) <= {0, 255} else ""
+            raise SegexpError(
+                f"mask {mask_path} has value {int(bad.max())} but dataset.num_classes="
+                f"{self.num_classes} (values {values.tolist()[:10]}): set dataset.num_classes="
+                f"{int(bad.max()) + 1}{hint}, or mark such pixels with dataset.ignore_index="
+                f"{self.ignore_index}"
+            )
 
     def __getitem__(self, index: int):
         image, mask = self.load(index)

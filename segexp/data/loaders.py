@@ -2,6 +2,7 @@
 
 import functools
 import itertools
+import signal
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,7 @@ def _seed_augmentation(worker_id: int) -> None:
     albumentations seeds its generators once, when the pipeline is built, so forked workers
     would otherwise all apply the same "random" transforms in lockstep.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the main process stops cleanly
     info = get_worker_info()
     transform = getattr(info.dataset, "transform", None)
     if transform is not None and hasattr(transform, "set_random_seed"):

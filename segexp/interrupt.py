@@ -1,0 +1,73 @@
+"""SIGINT (Ctrl-C) and SIGTERM (cluster preemption): stop cleanly after the current step.
+
+The first signal only sets a flag: the step in flight finishes, the partial epoch is abandoned
+(``last.pt`` from the last finished epoch stays the resume point, so a resumed run repeats
+exactly what the uninterrupted one would do), summary.json says "interrupted" and the resume
+command is printed. A second signal exits at once.
+"""
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterable, Iterator
+
+log = logging.getLogger(__name__)
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_received: list[str] = []  # names of the signals received while handlers are installed
+
+
+class RunInterrupted(Exception):
+    """Raised by ``check()`` once a stop was requested; app.py turns it into the summary."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def _handle(signum: int, frame) -> None:
+    name = signal.Signals(signum).name
+    if _received:
+        log.warning("%s again: exiting now", name)
+        raise KeyboardInterrupt
+    _received.append(name)
+    log.warning(
+        "%s received: finishing the current step, then stopping (press Ctrl-C again to exit now)",
+        name,
+    )
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Install the handlers for the duration of a run (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # The flag outlives the block: whatever error a signal causes (e.g. a DataLoader worker
+    # killed by the same SIGTERM) is then still reported as an interruption.
+    _received.clear()
+    previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stop_requested() -> str | None:
+    """The name of the first signal received during the last run, if any."""
+    return _received[0] if _received else None
+
+
+def check() -> None:
+    """Raise RunInterrupted if a stop was requested."""
+    if _received:
+        raise RunInterrupted(_received[0])
+
+
+def until_stopped(batches: Iterable) -> Iterator:
+    """Yield batches until a stop is requested (checked between steps)."""
+    for batch in batches:
+        if _received:
+            return
+        yield batch

@@ -1,0 +1,147 @@
+"""Checkpoints and resume: atomic writes, exact resume after SIGKILL, SIGTERM, re-runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from segexp import checkpoint, interrupt
+from segexp.checkpoint import load_checkpoint, save_checkpoint
+from segexp.train import fit
+
+from .conftest import REPO, TINY, run_cli
+
+# Three epochs of four steps; augmentation on, so its random streams must be restored too.
+EXACT = [*TINY, "trainer.epochs=3", "trainer.deterministic=true", "aug=light", "optimizer.lr=0.01"]
+
+# `python -m segexp ARGS`, killed with SIGKILL by itself right after optimizer step KILL_AT_STEP:
+# an exact point in the middle of an epoch, whatever the machine's speed.
+KILL_AT_STEP = """
+import os, signal, sys
+from torch.optim.optimizer import register_optimizer_step_post_hook
+steps = [0]
+def hook(optimizer, args, kwargs):
+    steps[0] += 1
+    if steps[0] == int(os.environ["KILL_AT_STEP"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+register_optimizer_step_post_hook(hook)
+from segexp.app import main
+sys.argv = ["segexp", *sys.argv[1:]]
+main()
+"""
+
+
+def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def test_resume_after_sigkill_mid_epoch_equals_the_uninterrupted_run(tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    done = run_cli(*EXACT, f"hydra.run.dir={reference}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KILL_AT_STEP": "6"}  # epoch 2, step 2 of 4
+    result = subprocess.run(
+        [sys.executable, "-c", KILL_AT_STEP, *EXACT, f"hydra.run.dir={killed}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == -signal.SIGKILL
+    assert not (killed / "summary.json").exists()
+    assert load_checkpoint(killed / "checkpoints" / "last.pt")["epoch"] == 1
+
+    resumed = run_cli(f"resume={killed}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    want = json.loads((reference / "summary.json").read_text())
+    got = json.loads((killed / "summary.json").read_text())
+    assert got["status"] == "completed" and got["epochs"] == 3
+    assert got["val"] == want["val"] and got["test"] == want["test"]
+    assert got["best_epoch"] == want["best_epoch"]
+    assert got["overrides"] == want["overrides"] and got["choices"] == want["choices"]
+    # TensorBoard: the same steps, once each, with the same values (the killed session's steps
+    # after its checkpoint are purged).
+    for tag in ("train/loss", "train/lr", "val/loss", "val/mIoU", "train/epoch_loss"):
+        assert scalars(killed, tag) == scalars(reference, tag), tag
+    assert [s for s, _ in scalars(killed, "train/loss")] == [2, 4, 6, 8, 10, 12]
+    # The resumed invocation did not overwrite the run's own record of how it was started.
+    assert "resume=" not in (killed / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_rerun_in_the_same_folder_continues_and_keeps_every_n(tiny_config, tmp_path):
+    fit(tiny_config("trainer.epochs=1", "trainer.keep_every=1"), tmp_path)
+    first = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert first["epoch"] == 1 and first["global_step"] == 4
+    expected_keys = {"model", "optimizer", "scheduler", "scaler", "epoch", "global_step"}
+    assert expected_keys | {"best_miou", "rng", "config", "segexp_version"} <= set(first)
+    assert set(first["rng"]) >= {"python", "numpy", "torch", "cuda", "loaders"}
+
+    summary = fit(tiny_config("trainer.epochs=3", "trainer.keep_every=2"), tmp_path)
+    assert summary["epochs"] == 3
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["global_step"] == 12
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["best.pt", "epoch_0001.pt", "epoch_0002.pt", "last.pt"]
+    assert [s for s, _ in scalars(tmp_path, "train/loss")] == [2, 4, 6, 8, 10, 12]
+
+
+def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def torn_save(state, f):
+        f.write(b"PK\x03\x04 half a zip file")
+        raise KeyboardInterrupt  # a kill in the middle of writing
+
+    monkeypatch.setattr(checkpoint.torch, "save", torn_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+def test_sigterm_saves_and_prints_the_resume_command(tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "segexp", *TINY, "trainer.epochs=500", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    last = run_dir / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 240
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=240)
+    assert process.returncode == 143, output[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["reason"] == "SIGTERM"
+    assert f"python -m segexp resume={run_dir}" in summary["resume"]
+    assert f"python -m segexp resume={run_dir}" in output
+    assert "Traceback" not in output
+    assert 1 <= load_checkpoint(last)["epoch"] < 500
+
+
+def test_second_ctrl_c_exits_at_once():
+    with interrupt.stop_on_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupt.stop_requested()
+        with pytest.raises(interrupt.RunInterrupted):
+            interrupt.check()
+        assert list(interrupt.until_stopped([1, 2, 3])) == []
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert interrupt.stop_requested() == "SIGINT"  # kept for reporting after the block
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
