@@ -4,7 +4,8 @@
 ``features_only`` (e.g. ``efficientnet_lite0``, ``mobilenetv3_large_100``, ``resnet50``).
 The encoder yields features at strides 2, 4, 8, 16 and 32; the decoder upsamples the deepest one
 step by step, concatenating the skip at each scale, then once more to the input's resolution.
-Heights and widths must be multiples of 32: the model wrapper pads any other size.
+Any height and width run; the model wrapper pads inputs to a multiple of 32 all the same, so that
+every encoder sees the sizes it was trained on.
 """
 
 import torch
@@ -81,8 +82,9 @@ class DecoderBlock(nn.Module):
             conv_bn_relu(out_channels, out_channels),
         )
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None, size=None) -> torch.Tensor:
+        # to the skip's size rather than x2: odd sizes round differently in different encoders
+        x = F.interpolate(x, size=size if skip is None else skip.shape[-2:], mode="nearest")
         if skip is not None:
             x = torch.cat([x, skip], dim=1)
         return self.conv(x)
@@ -128,5 +130,5 @@ class EncoderUNet(nn.Module):
         y = features[-1]
         skips = [*features[-2::-1], None]
         for block, skip in zip(self.decoder, skips, strict=True):
-            y = block(y, skip)
+            y = block(y, skip, size=x.shape[-2:])
         return self.head(y)

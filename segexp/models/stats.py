@@ -32,6 +32,6 @@ def model_stats(
     return {
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "gflops": None if flops is None else round(flops / 1e9, 4),
+        "gflops": None if flops is None else float(f"{flops / 1e9:.4g}"),
         "gflops_input_size": None if size is None else list(size),
     }

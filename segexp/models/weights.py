@@ -113,8 +113,10 @@ def load_into(module: nn.Module, state: StateDict, source: str) -> tuple[list[st
             f"shape: {'; '.join(mismatched[:10])}{' ...' if len(mismatched) > 10 else ''}. "
             "Use weights saved from the same architecture and encoder"
         )
-    result = module.load_state_dict(state, strict=False)
-    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    # computed here: some encoders (SMP's) override load_state_dict and return nothing
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     loaded = len(own) - len(missing)
     if loaded == 0:
         raise SegexpError(
