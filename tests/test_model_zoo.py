@@ -1,9 +1,13 @@
 """Every model option builds from its YAML, trains a step and keeps the input's size."""
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from torch import nn
 
+from segexp.app import CONFIG_DIR
 from segexp.losses.auxiliary import WithAuxiliary
 from segexp.models.build import build_model
 from segexp.models.wrapper import SegmentationModel
@@ -88,3 +92,15 @@ def test_run_keys_do_not_reach_the_constructor():
     cfg = compose_config(["model=smp_unet", "model.freeze_encoder_epochs=3"]).model
     model = build_model(cfg)  # smp.Unet would reject size_multiple / freeze_encoder_epochs
     assert model.size_multiple == 32
+
+
+def test_model_comparison_sweeps_four_models_that_all_compose():
+    cfg = compose_config(["+experiment=model_comparison"])
+    # compose() leaves out the sweeper's params: read them from the preset itself
+    preset = yaml.safe_load((Path(CONFIG_DIR) / "experiment" / "model_comparison.yaml").read_text())
+    choices = preset["hydra"]["sweeper"]["params"]["model"].split(",")
+    assert choices == ["unet", "unet_pretrained", "smp_unet", "deeplabv3"]
+    for choice in choices:
+        composed = compose_config(["+experiment=model_comparison", f"model={choice}"])
+        assert composed.trainer.epochs <= 3 and composed.dataset.train.num_samples <= 200
+    assert cfg.dataset.name == "synthetic"
