@@ -41,8 +41,10 @@ from segexp.app import CONFIG_DIR
 from segexp.config import build
 from segexp.data.loaders import build_splits
 from segexp.engine import train_one_epoch
+from segexp.models.build import build_model
 from segexp.runtime import make_device, seed_everything
-from segexp.speed import make_optimizer, maybe_compile
+from segexp.speed import maybe_compile
+from segexp.transfer import build_optimizer
 from segexp.writers import NullWriter
 
 RESULTS = Path(__file__).parent / "results"
@@ -162,14 +164,12 @@ def run_segexp(cfg, args) -> dict:
     seed_everything(int(cfg.seed), False, bool(cfg.trainer.cudnn_benchmark))
     dev = make_device(cfg)
     splits = build_splits(cfg, pin_memory=dev.device.type == "cuda")
-    model = build(cfg.model).to(dev.device)
+    model = build_model(cfg.model).to(dev.device)
     if dev.channels_last:
         model = model.to(memory_format=torch.channels_last)
     net = maybe_compile(model, cfg.trainer.compile)
     loss_fn = build(cfg.loss).to(dev.device)
-    optimizer = make_optimizer(
-        build(cfg.optimizer), model.parameters(), dev.device, cfg.trainer.fused_optimizer
-    )
+    optimizer = build_optimizer(cfg.optimizer, model, dev.device, cfg.trainer.fused_optimizer)
     scheduler = build(cfg.scheduler)(optimizer=optimizer, total_steps=args.warmup + args.steps)
     scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
 
@@ -205,9 +205,9 @@ def run_reference(cfg, args) -> dict:
     prefill(source)
     dataset = CourseDataset(source, list(cfg.dataset.mean), list(cfg.dataset.std))
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
-    model = build(cfg.model).to(device)
+    model = build_model(cfg.model).to(device)
     loss_fn = build(cfg.loss).to(device)
-    optimizer = build(cfg.optimizer)(params=model.parameters())
+    optimizer = build_optimizer(cfg.optimizer, model, device, fused=False)
     model.train()
 
     def step(batches, num_batches: int) -> None:

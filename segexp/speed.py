@@ -17,11 +17,11 @@ def _accepts_fused(factory: Callable) -> bool:
 
 
 def make_optimizer(
-    factory: Callable, params: Iterable[nn.Parameter], device: torch.device, fused: bool | str
+    factory: Callable, params: Iterable, device: torch.device | str, fused: bool | str
 ) -> torch.optim.Optimizer:
     """Build the optimizer, with its fused (one kernel for all parameters) implementation when
     ``fused`` is true, or is "auto" and the device is CUDA, and the optimizer offers one."""
-    use_fused = device.type == "cuda" if fused == "auto" else bool(fused)
+    use_fused = torch.device(device).type == "cuda" if fused == "auto" else bool(fused)
     if use_fused and _accepts_fused(factory):
         return factory(params=params, fused=True)
     if use_fused and fused != "auto":

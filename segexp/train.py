@@ -14,11 +14,15 @@ from segexp.checkpoint import load_checkpoint
 from segexp.config import build, class_names, validate
 from segexp.data.loaders import build_splits
 from segexp.engine import evaluate, train_one_epoch
+from segexp.losses.auxiliary import WithAuxiliary
 from segexp.metrics import ConfusionMatrix
+from segexp.models.build import build_model
+from segexp.models.stats import model_stats
 from segexp.resume import restore, save_epoch, training_state
 from segexp.runtime import make_device, seed_everything
-from segexp.speed import make_optimizer, maybe_compile
+from segexp.speed import maybe_compile
 from segexp.summary import metrics_table, write_json
+from segexp.transfer import build_optimizer, freeze_schedule
 from segexp.visualize import palette, preview_grid
 
 log = logging.getLogger(__name__)
@@ -44,20 +48,20 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     names = class_names(cfg.dataset)
     num_classes, ignore_index = int(cfg.dataset.num_classes), int(cfg.dataset.ignore_index)
 
-    model = build(cfg.model).to(dev.device)
+    model = build_model(cfg.model).to(dev.device)
     if dev.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loss_fn = build(cfg.loss).to(dev.device)
+    loss_fn = WithAuxiliary(build(cfg.loss), cfg.model.get("aux_loss_weight", 0.0)).to(dev.device)
     net = maybe_compile(model, trainer.compile)
-    optimizer = make_optimizer(
-        build(cfg.optimizer), model.parameters(), dev.device, trainer.fused_optimizer
-    )
+    optimizer = build_optimizer(cfg.optimizer, model, dev.device, trainer.fused_optimizer)
     epochs = int(cfg.trainer.epochs)
     scheduler = build(cfg.scheduler)(optimizer=optimizer, total_steps=epochs * splits.train_batches)
     scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
     confusion = ConfusionMatrix(num_classes, ignore_index, device=dev.device)
     colours = palette(num_classes)
-    num_parameters = sum(p.numel() for p in model.parameters())
+    size = cfg.dataset.get("image_size")
+    stats = model_stats(model, int(cfg.dataset.in_channels), size and tuple(size), dev.device)
+    num_parameters = stats["num_parameters"]
 
     checkpoints = run_dir / "checkpoints"
     progress = restore(
@@ -69,10 +73,14 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     if not progress.epoch:
         resolved = OmegaConf.to_yaml(cfg, resolve=True)
         writer.add_text("config", "    " + resolved.replace("\n", "\n    "))  # markdown code
+        writer.add_scalar("model/num_parameters", num_parameters, 0)
+        if stats["gflops"] is not None:
+            writer.add_scalar("model/gflops", stats["gflops"], 0)
     log.info(
-        "model %s: %.2fM parameters | device %s | precision %s | %d train batches per epoch",
+        "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d batches per epoch",
         cfg.model._target_,
         num_parameters / 1e6,
+        stats["gflops"],
         dev.device,
         dev.amp_dtype or "fp32",
         splits.train_batches,
@@ -81,6 +89,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     global_step = progress.global_step
     for epoch in range(progress.epoch + 1, epochs + 1):
         interrupt.check()
+        freeze_schedule(model, epoch, int(cfg.model.get("freeze_encoder_epochs", 0)), writer)
         epoch_start = time.perf_counter()
         train_loss, seen, global_step = train_one_epoch(
             net,
@@ -158,7 +167,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         "images_per_s": round(progress.images_seen / max(progress.train_seconds, 1e-9), 2),
         "device": str(dev.device),
         "precision": str(dev.amp_dtype or "fp32").replace("torch.", ""),
-        "num_parameters": num_parameters,
+        **stats,
         "segexp_version": segexp.__version__,
         "val": best_val,
         "test": test,

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from segexp.config import build
 from segexp.data.loaders import build_splits
+from segexp.models.wrapper import SegmentationModel
 from segexp.runtime import make_device, seed_everything
-from segexp.speed import make_optimizer, maybe_compile
+from segexp.speed import maybe_compile
 from segexp.train import fit
+from segexp.transfer import build_optimizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import throughput
@@ -63,10 +64,9 @@ def test_channels_last_reaches_the_model_input(tiny_config):
 @pytest.mark.parametrize("name", ["adamw", "sgd"])
 def test_fused_optimizer_is_used_when_asked(tiny_config, name):
     cfg = tiny_config(f"optimizer={name}")
-    params = [torch.nn.Parameter(torch.zeros(3))]
-    cpu = torch.device("cpu")
-    assert make_optimizer(build(cfg.optimizer), params, cpu, True).defaults["fused"] is True
-    assert not make_optimizer(build(cfg.optimizer), params, cpu, "auto").defaults["fused"]
+    model = SegmentationModel(torch.nn.Conv2d(1, 1, 1))
+    assert build_optimizer(cfg.optimizer, model, "cpu", True).defaults["fused"] is True
+    assert not build_optimizer(cfg.optimizer, model, "cpu", "auto").defaults["fused"]
 
 
 def test_compile_keeps_the_state_dict_keys():
