@@ -10,10 +10,13 @@ from omegaconf import DictConfig, OmegaConf
 
 import segexp
 from segexp.checkpoint import load_checkpoint, save_checkpoint
+from segexp.class_weights import resolve_auto_class_weights
 from segexp.config import build, class_names, validate
 from segexp.data.loaders import build_splits
 from segexp.engine import evaluate, train_one_epoch
 from segexp.metrics import ConfusionMatrix
+from segexp.preflight import preflight
+from segexp.preview import write_sample_preview
 from segexp.runtime import make_device, seed_everything
 from segexp.summary import metrics_table, write_json
 from segexp.visualize import palette, preview_grid
@@ -32,6 +35,8 @@ def log_metrics(writer, split: str, metrics: dict[str, Any], loss: float, epoch:
 def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train as configured and return the summary that is also written to run_dir/summary.json."""
     validate(cfg)
+    preflight(cfg)  # refuses bad files and labels before anything is written
+    resolve_auto_class_weights(cfg)
     started = time.perf_counter()
     seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
     dev = make_device(cfg)
@@ -54,6 +59,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     writer = build(cfg.logger, log_dir=str(run_dir))
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     writer.add_text("config", "    " + resolved.replace("\n", "\n    "))  # markdown code block
+    write_sample_preview(cfg, run_dir, writer, getattr(splits.train, "dataset", None))
     log.info(
         "model %s: %.2fM parameters | device %s | precision %s | %d train batches per epoch",
         cfg.model._target_,
