@@ -27,7 +27,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, alpha: flo
 
 def _tile(array: np.ndarray) -> Image.Image:
     tile = Image.fromarray(array)
-    scale = max(1, TILE // max(array.shape[:2]))
+    scale = max(1, TILE // array.shape[0])  # by height: one tile is an (image, overlay) pair
     return tile.resize((tile.width * scale, tile.height * scale), Image.NEAREST)
 
 
