@@ -12,7 +12,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from segexp.app import CONFIG_DIR
 from segexp.config import build, class_names
@@ -128,6 +128,9 @@ def format_report(report: dict[str, Any]) -> str:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="audit")
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if OmegaConf.is_missing(cfg.dataset, "root"):
+        log.error("dataset.root is not set: add dataset.root=/path/to/your/data")
+        sys.exit(1)
     report = audit(cfg)
     write_json(report, run_dir / "audit.json")
     log.info("%s", format_report(report))

@@ -33,7 +33,7 @@ def class_names(dataset: DictConfig) -> list[str]:
 def validate(cfg: DictConfig) -> None:
     """One clear line per mistake, naming the key and the fix, before anything is built."""
     dataset = cfg.dataset
-    if "root" in dataset and OmegaConf.is_missing(dataset, "root"):
+    if OmegaConf.is_missing(dataset, "root"):  # ("root" in dataset is False when it is ???)
         raise SegexpError("dataset.root is not set: add dataset.root=/path/to/your/data")
     num_classes = int(dataset.num_classes)
     if num_classes < 2:

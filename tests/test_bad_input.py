@@ -100,3 +100,10 @@ def test_cli_refuses_255_masks_and_leaves_nothing_that_looks_like_success(tmp_pa
     assert summary["status"] == "failed" and "stored as 255" in summary["reason"]
     leftovers = {p.name for p in run_dir.iterdir()} - {".hydra", "summary.json", "app.log"}
     assert leftovers == set()  # no checkpoints, no TensorBoard events, no previews
+
+
+def test_unset_root_is_named():
+    from segexp.config import validate
+
+    with pytest.raises(SegexpError, match="dataset.root is not set"):
+        validate(compose_config(["dataset=folder"]))
