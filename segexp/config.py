@@ -35,13 +35,12 @@ def class_names(dataset: DictConfig) -> list[str]:
 def validate(cfg: DictConfig) -> None:
     """One clear line per mistake, naming the key and the fix, before anything is built."""
     dataset = cfg.dataset
-    # `"root" in dataset` is False while the value is ??? (missing): look at the keys
-    if "root" in dataset.keys() and OmegaConf.is_missing(dataset, "root"):  # noqa: SIM118
+    if OmegaConf.is_missing(dataset, "root"):  # ("root" in dataset is False when it is ???)
         raise SegexpError("dataset.root is not set: add dataset.root=/path/to/your/data")
     if dataset.get("root") is not None and not Path(str(dataset.root)).is_dir():
         raise SegexpError(
             f"dataset.root={dataset.root} is not a folder: give the folder that holds "
-            "train/, val/ and test/"
+            "your images and masks"
         )
     num_classes = int(dataset.num_classes)
     if num_classes < 2:

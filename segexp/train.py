@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 import segexp
 from segexp import interrupt
 from segexp.checkpoint import load_checkpoint
+from segexp.class_weights import resolve_auto_class_weights
 from segexp.config import build, class_names, validate
 from segexp.data.loaders import build_splits
 from segexp.engine import evaluate, train_one_epoch
@@ -18,6 +19,8 @@ from segexp.losses.auxiliary import WithAuxiliary
 from segexp.metrics import ConfusionMatrix
 from segexp.models.build import build_model
 from segexp.models.stats import model_stats
+from segexp.preflight import preflight
+from segexp.preview import write_sample_preview
 from segexp.resume import restore, save_epoch, training_state
 from segexp.runtime import make_device, seed_everything
 from segexp.speed import maybe_compile
@@ -39,6 +42,8 @@ def log_metrics(writer, split: str, metrics: dict[str, Any], loss: float, epoch:
 def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train as configured and return the summary that is also written to run_dir/summary.json."""
     validate(cfg)
+    preflight(cfg)  # refuses bad files and labels before anything is written
+    resolve_auto_class_weights(cfg)
     started = time.perf_counter()
     trainer = cfg.trainer
     seed_everything(int(cfg.seed), bool(trainer.deterministic), bool(trainer.cudnn_benchmark))
@@ -76,6 +81,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         writer.add_scalar("model/num_parameters", num_parameters, 0)
         if stats["gflops"] is not None:
             writer.add_scalar("model/gflops", stats["gflops"], 0)
+        write_sample_preview(cfg, run_dir, writer, getattr(splits.train, "dataset", None))
     log.info(
         "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d batches per epoch",
         cfg.model._target_,

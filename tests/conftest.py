@@ -41,13 +41,17 @@ def tiny_config():
     return lambda *overrides: compose_config([*TINY, *overrides])
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m segexp ARGS` in a fresh process, as a user runs it."""
+def run_cli(*args: str, cwd: Path, module: str = "segexp") -> subprocess.CompletedProcess:
+    """`python -m segexp ARGS` (or another entry point) in a fresh process, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "segexp", *args],
+        [sys.executable, "-m", module, *args],
+        # This checkout's segexp, whatever an installed copy elsewhere says.
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        },
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},  # this checkout, not the venv's editable one
     )

@@ -1,102 +1,129 @@
-"""Images and masks in two folders, paired by file stem: images/a.jpg <-> masks/a.png."""
+"""Images and masks from folders, in the layouts of segexp/data/layout.py.
 
+FolderSegmentation("{split}/images", "{split}/masks", root="/data/mine", split="train")
+"""
+
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from segexp.data.decode import (
+    IMAGE_SUFFIXES,
+    MASK_MODES,
+    read_array,
+    read_image,
+    read_mask,
+)
+from segexp.data.layout import list_images, pair_files, select_split
 from segexp.data.sample import Sample, to_tensors
 from segexp.errors import SegexpError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+__all__ = ["IMAGE_SUFFIXES", "FolderSegmentation", "list_images", "read_array"]
 
 
-def list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise SegexpError(f"folder {folder} does not exist: check dataset.root and the layout")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def read_array(path: Path, mode: str | None = None) -> np.ndarray:
-    """Decode an image file, converted to ``mode`` (e.g. "L", "RGB") when given."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return np.asarray(image.convert(mode) if mode else image)
-    except (UnidentifiedImageError, OSError) as err:
-        raise SegexpError(f"cannot read {path}: {err}. Replace or remove the file") from None
+def _resolve(root: str | Path | None, path: str | Path, split: str) -> Path:
+    path = Path(str(path).replace("{split}", split))
+    return path if root is None or path.is_absolute() else Path(root) / path
 
 
 class FolderSegmentation(Dataset):
-    """One split: every image in ``image_dir`` must have a mask with the same stem."""
+    """One split of a folder dataset. Every image must have a mask.
+
+    ``image_dir`` / ``mask_dir`` may contain ``{split}`` and are relative to ``root`` when given.
+    ``split_by``: ``folders`` (the folders hold exactly this split), ``lists`` (the file
+    ``split_lists[split]`` names the samples, one per line) or ``random`` (a seeded share
+    ``split_fractions[split]`` of one pool). ``mask_mode``: ``index`` (stored values are classes),
+    ``binary`` (0 / non-zero -> 0 / 1, e.g. 0/255 masks) or ``color`` (RGB colours, ``colors``
+    gives one [r, g, b] per class). ``cache=True`` decodes everything once, up front, and keeps
+    the uint8 arrays in memory (shared with forked DataLoader workers).
+    """
 
     def __init__(
         self,
         image_dir: str | Path,
         mask_dir: str | Path,
+        *,
+        root: str | Path | None = None,
+        split: str = "train",
+        mask_suffix: str = "",
+        mask_ext: str | None = None,
+        split_by: str = "folders",
+        split_lists: dict | None = None,
+        split_fractions: dict | None = None,
+        split_seed: int = 0,
         in_channels: int = 3,
+        mask_mode: str = "index",
         binary_masks: bool = False,
-        transform=None,
-        num_classes: int | None = None,
+        colors: list | None = None,
         ignore_index: int = 255,
+        uint16_scale: str = "full",
+        cache: bool = False,
+        transform=None,
     ) -> None:
-        image_dir, mask_dir = Path(image_dir), Path(mask_dir)
-        images = list_images(image_dir)
-        masks = {p.stem: p for p in list_images(mask_dir)}
-        missing = [p.name for p in images if p.stem not in masks]
-        if missing:
-            raise SegexpError(
-                f"{len(missing)} image(s) in {image_dir} have no mask in {mask_dir} "
-                f"(first: {missing[0]}): add a mask with the same file stem or remove the image"
-            )
-        self.pairs = [(p, masks[p.stem]) for p in images]
-        self.names = [p.stem for p in images]
-        self.image_mode = {1: "L", 3: "RGB"}.get(int(in_channels))
-        if self.image_mode is None:
+        if int(in_channels) not in (1, 3):
             raise SegexpError(f"dataset.in_channels={in_channels}: folder images are 1 or 3")
-        self.binary_masks = binary_masks
+        mask_mode = "binary" if binary_masks else str(mask_mode)
+        if mask_mode not in MASK_MODES:
+            raise SegexpError(f"dataset.mask_mode={mask_mode!r} is not one of {MASK_MODES}")
+        self.image_dir = _resolve(root, image_dir, split)
+        self.mask_dir = _resolve(root, mask_dir, split)
+        list_file = None
+        if split_by == "lists" and split_lists and split_lists.get(split):
+            list_file = _resolve(root, split_lists[split], split)
+        pairing = select_split(
+            pair_files(self.image_dir, self.mask_dir, mask_suffix or "", mask_ext),
+            split,
+            split_by,
+            list_file,
+            split_fractions,
+            split_seed,
+        )
+        missing = pairing.images_without_mask
+        if missing:
+            names = ", ".join(p.name for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            expected = f"<stem>{mask_suffix or ''}{mask_ext or '.<image extension>'}"
+            raise SegexpError(
+                f"{len(missing)} image(s) in {self.image_dir} have no mask in {self.mask_dir} "
+                f"({names}): add a mask with the same file stem ({expected}) or remove the image"
+            )
+        self.split = split
+        self.pairs = pairing.pairs
+        self.masks_without_image = pairing.masks_without_image
+        self.names = [image.stem for image, _ in self.pairs]
+        self.in_channels = int(in_channels)
+        self.mask_mode = mask_mode
+        self.colors = None if colors is None else [tuple(int(v) for v in c) for c in colors]
+        self.ignore_index = int(ignore_index)
+        self.uint16_scale = uint16_scale
         self.transform = transform
-        self.num_classes, self.ignore_index = num_classes, ignore_index
-        if self.pairs and num_classes is not None:  # a wrong class count shows before training
-            mask_path = self.pairs[0][1]
-            mask = read_array(mask_path)
-            self._check_classes((mask > 0).astype(np.uint8) if binary_masks else mask, mask_path)
+        self._cache: list[Sample] | None = None
+        if cache:
+            with ThreadPoolExecutor(max_workers=4) as pool:  # PIL decodes without the GIL
+                self._cache = list(pool.map(self._decode, range(len(self.pairs))))
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def load(self, index: int) -> Sample:
+    def read_image(self, index: int) -> np.ndarray:
+        return read_image(self.pairs[index][0], self.in_channels, self.uint16_scale)
+
+    def read_mask(self, index: int) -> np.ndarray:
+        return read_mask(self.pairs[index][1], self.mask_mode, self.colors, self.ignore_index)
+
+    def _decode(self, index: int) -> Sample:
         image_path, mask_path = self.pairs[index]
-        image = read_array(image_path, self.image_mode)
-        mask = read_array(mask_path)
-        if mask.ndim != 2:
-            raise SegexpError(
-                f"mask {mask_path} has shape {mask.shape}: masks are single-channel class maps"
-            )
+        image, mask = self.read_image(index), self.read_mask(index)
         if image.shape[:2] != mask.shape:
             raise SegexpError(
                 f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask "
                 f"{mask_path} is {mask.shape[1]}x{mask.shape[0]}: they must be the same size"
             )
-        if self.binary_masks:
-            mask = (mask > 0).astype(np.uint8)
-        self._check_classes(mask, mask_path)
         return image, mask
 
-    def _check_classes(self, mask: np.ndarray, mask_path: Path) -> None:
-        if self.num_classes is None:
-            return
-        values = np.unique(mask)
-        bad = values[(values >= self.num_classes) & (values != self.ignore_index)]
-        if bad.size:
-            hint = " or dataset.binary_masks=true" if set(values.tolist()) <= {0, 255} else ""
-            raise SegexpError(
-                f"mask {mask_path} has value {int(bad.max())} but dataset.num_classes="
-                f"{self.num_classes} (values {values.tolist()[:10]}): set dataset.num_classes="
-                f"{int(bad.max()) + 1}{hint}, or mark such pixels with dataset.ignore_index="
-                f"{self.ignore_index}"
-            )
+    def load(self, index: int) -> Sample:
+        return self._cache[index] if self._cache is not None else self._decode(index)
 
     def __getitem__(self, index: int):
         image, mask = self.load(index)

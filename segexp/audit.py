@@ -1,0 +1,149 @@
+"""`python -m segexp.audit dataset=...`: check a dataset's files and labels before training.
+
+Prints a table (samples per split, missing or unreadable files, size mismatches, mask values
+against num_classes, per-class pixel frequency, median-frequency class weights, image mean/std),
+writes the same as audit.json in its run folder, and exits non-zero on fatal problems.
+"""
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from segexp.app import CONFIG_DIR
+from segexp.config import build, class_names
+from segexp.data.layout import SPLITS
+from segexp.data.scan import findings, median_frequency_weights, scan_split
+from segexp.errors import SegexpError
+from segexp.preview import write_sample_preview
+from segexp.summary import write_json
+
+log = logging.getLogger("segexp.audit")
+
+
+def config_problems(dataset: DictConfig) -> list[str]:
+    num_classes, ignore_index = int(dataset.num_classes), int(dataset.ignore_index)
+    problems = []
+    if 0 <= ignore_index < num_classes:
+        problems.append(
+            f"config: ignore_index={ignore_index} is one of the classes 0..{num_classes - 1}: "
+            "pixels of that class would never be learned; use a value outside, e.g. 255"
+        )
+    names = dataset.get("class_names")
+    if names is not None and len(names) != num_classes:
+        problems.append(
+            f"config: {len(names)} class_names for num_classes={num_classes}: give one per class"
+        )
+    return problems
+
+
+def audit(cfg: DictConfig) -> dict[str, Any]:
+    """Scan every configured split; returns the report (also what audit.json holds)."""
+    dataset = cfg.dataset
+    num_classes, ignore_index = int(dataset.num_classes), int(dataset.ignore_index)
+    report: dict[str, Any] = {
+        "dataset": str(dataset.name),
+        "num_classes": num_classes,
+        "class_names": class_names(dataset),
+        "ignore_index": ignore_index,
+        "splits": {},
+        "fatal": config_problems(dataset),
+        "warnings": [],
+    }
+    seen = {}
+    for split in SPLITS:
+        if dataset.get(split) is None:
+            continue
+        try:
+            data = build(dataset[split])
+        except SegexpError as err:
+            report["fatal"].append(f"{split}: {err}")
+            continue
+        pairs = getattr(data, "pairs", None)
+        key = None if pairs is None else tuple(pairs)
+        if key is not None and key in seen:
+            report["warnings"].append(f"{split}: the same samples as {seen[key]}")
+        seen.setdefault(key, split)
+        scan = scan_split(data, split, num_classes, images="full")
+        fatal, warnings = findings(scan, num_classes, ignore_index)
+        report["splits"][split] = scan
+        report["fatal"] += fatal
+        report["warnings"] += warnings
+    train = report["splits"].get("train")
+    if train:
+        report["class_weights"] = median_frequency_weights(
+            train["class_pixels"], train["presence_pixels"]
+        )
+        report["suggested_mean"], report["suggested_std"] = train["image_mean"], train["image_std"]
+    return report
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:6.2f}%" if whole else "    -  "
+
+
+def format_report(report: dict[str, Any]) -> str:
+    splits = report["splits"]
+    lines = [
+        f"label audit of dataset '{report['dataset']}' (num_classes={report['num_classes']}, "
+        f"ignore_index={report['ignore_index']})",
+        "",
+        f"{'split':<6} {'samples':>7} {'unreadable':>10} {'size mismatch':>13} "
+        f"{'masks w/o image':>15}  image sizes",
+    ]
+    for name, s in splits.items():
+        sizes = ", ".join(f"{k} ({v})" for k, v in s["image_sizes"].items())
+        lines.append(
+            f"{name:<6} {s['samples']:>7} {len(s['unreadable']):>10} "
+            f"{len(s['size_mismatches']):>13} {len(s['masks_without_image']):>15}  {sizes}"
+        )
+    lines.append("")
+    for name, s in splits.items():
+        found = ", ".join(f"{v}: {n} px" for v, n in s["mask_values"].items())
+        lines.append(f"mask values in {name}: {found or 'none'}")
+    lines.append("")
+    header = f"{'class':<14}" + "".join(f" {n + ' px':>10}" for n in splits)
+    weights = report.get("class_weights")
+    lines.append(header + ("  weight (median freq.)" if weights else ""))
+    for c, cname in enumerate(report["class_names"]):
+        cells = "".join(
+            f" {_pct(s['class_pixels'][c], sum(s['class_pixels'])):>10}" for s in splits.values()
+        )
+        lines.append(f"{cname:<14}{cells}" + (f"  {weights[c]:.4f}" if weights else ""))
+    for name, s in splits.items():
+        if s["image_mean"] is not None:
+            lines.append(f"image mean / std ({name}, 0-255): {s['image_mean']} / {s['image_std']}")
+    lines.append("")
+    lines += [f"FATAL   {p}" for p in report["fatal"]]
+    lines += [f"warning {w}" for w in report["warnings"]]
+    if not report["fatal"]:
+        lines.append("no fatal problems")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="audit")
+def main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if OmegaConf.is_missing(cfg.dataset, "root"):
+        log.error("dataset.root is not set: add dataset.root=/path/to/your/data")
+        sys.exit(1)
+    report = audit(cfg)
+    write_json(report, run_dir / "audit.json")
+    log.info("%s", format_report(report))
+    log.info("written: %s", run_dir / "audit.json")
+    if cfg.get("preview") and not report["fatal"]:
+        try:
+            log.info("preview: %s", write_sample_preview(cfg, run_dir, None, None, cfg.num_preview))
+        except SegexpError as err:
+            log.error("%s", err)
+            sys.exit(1)
+    if report["fatal"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
