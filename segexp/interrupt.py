@@ -45,13 +45,18 @@ def stop_on_signals() -> Iterator[None]:
         return
     # The flag outlives the block: whatever error a signal causes (e.g. a DataLoader worker
     # killed by the same SIGTERM) is then still reported as an interruption.
-    _received.clear()
+    clear()
     previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def clear() -> None:
+    """Forget signals received by an earlier run in this process."""
+    _received.clear()
 
 
 def stop_requested() -> str | None:

@@ -158,8 +158,8 @@ def findings(scan: dict[str, Any], num_classes: int, ignore_index: int) -> tuple
     elif bad:
         fatal.append(
             f"{split}: mask values {bad} are >= num_classes={num_classes} and not ignore_index="
-            f"{ignore_index} (first in {first[bad[0]]}): raise dataset.num_classes, set "
-            "dataset.ignore_index, or remap the masks"
+            f"{ignore_index} (first in {first[bad[0]]}): set dataset.num_classes={bad[-1] + 1}, "
+            "set dataset.ignore_index, or remap the masks"
         )
     elif ignore_index in values and classes <= {0} and num_classes >= 2 and ignore_index == 255:
         fatal.append(
