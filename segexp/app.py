@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from segexp import distributed
 from segexp.errors import SegexpError
 from segexp.summary import write_json
 from segexp.train import fit
@@ -30,6 +31,9 @@ def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     info = _run_info()
+    distributed.setup()  # under torchrun; a no-op otherwise
+    if not distributed.is_main():  # its run_dir is a scratch folder (distributed.hydra_overrides)
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         summary = fit(cfg, run_dir, info)
     except SegexpError as err:
@@ -50,6 +54,8 @@ def main(cfg: DictConfig) -> float | None:
             run_dir / "summary.json",
         )
         raise
+    finally:
+        distributed.cleanup()
     log.info("run folder: %s", run_dir)
     log.info("tensorboard: tensorboard --logdir %s", run_dir)
     return summary["val"]["mIoU"]

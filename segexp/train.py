@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import segexp
+from segexp import distributed
 from segexp.checkpoint import load_checkpoint, save_checkpoint
 from segexp.config import build, class_names, validate
 from segexp.data.loaders import build_splits
@@ -17,6 +18,7 @@ from segexp.metrics import ConfusionMatrix
 from segexp.runtime import make_device, seed_everything
 from segexp.summary import metrics_table, write_json
 from segexp.visualize import palette, preview_grid
+from segexp.writers import NullWriter
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ def log_metrics(writer, split: str, metrics: dict[str, Any], loss: float, epoch:
 def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train as configured and return the summary that is also written to run_dir/summary.json."""
     validate(cfg)
+    run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
+    main_process = distributed.is_main()
     started = time.perf_counter()
     seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic))
     dev = make_device(cfg)
@@ -42,6 +46,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     model = build(cfg.model).to(dev.device)
     if dev.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model, train_model = distributed.prepare_model(model, bool(cfg.trainer.get("sync_bn", False)))
     loss_fn = build(cfg.loss).to(dev.device)
     optimizer = build(cfg.optimizer)(params=model.parameters())
     epochs = int(cfg.trainer.epochs)
@@ -51,7 +56,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     colours = palette(num_classes)
     num_parameters = sum(p.numel() for p in model.parameters())
 
-    writer = build(cfg.logger, log_dir=str(run_dir))
+    writer = build(cfg.logger, log_dir=str(run_dir)) if main_process else NullWriter()
     resolved = OmegaConf.to_yaml(cfg, resolve=True)
     writer.add_text("config", "    " + resolved.replace("\n", "\n    "))  # markdown code block
     log.info(
@@ -69,8 +74,9 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     train_seconds = 0.0
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()
+        distributed.set_epoch(splits.train, epoch)
         train_loss, seen, global_step = train_one_epoch(
-            model,
+            train_model,
             loss_fn,
             optimizer,
             scheduler,
@@ -113,8 +119,10 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         }
         if val["mIoU"] > best_miou:
             best_miou, best_epoch, best_val = val["mIoU"], epoch, val
-            save_checkpoint(state, checkpoints / "best.pt")
-        save_checkpoint(state, checkpoints / "last.pt")
+            if main_process:
+                save_checkpoint(state, checkpoints / "best.pt")
+        if main_process:
+            save_checkpoint(state, checkpoints / "last.pt")
         log.info(
             "epoch %d/%d  train loss %.4f  val loss %.4f  mIoU %.4f  mDice %.4f  (best %.4f @ %d)",
             epoch,
@@ -127,6 +135,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
             best_epoch,
         )
 
+    distributed.barrier()  # best.pt is complete before the other ranks read it
     model.load_state_dict(load_checkpoint(checkpoints / "best.pt", dev.device)["model"])
     test_loss, _ = evaluate(
         model, loss_fn, splits.test, dev, confusion, num_batches=splits.test_batches, desc="test"
@@ -143,7 +152,8 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         "best_epoch": best_epoch,
         "epochs": epochs,
         "train_time_s": round(time.perf_counter() - started, 2),
-        "images_per_s": round(images_seen / max(train_seconds, 1e-9), 2),
+        "images_per_s": round(images_seen * distributed.world_size() / max(train_seconds, 1e-9), 2),
+        "world_size": distributed.world_size(),
         "device": str(dev.device),
         "precision": str(dev.amp_dtype or "fp32").replace("torch.", ""),
         "num_parameters": num_parameters,
@@ -151,6 +161,8 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         "val": best_val,
         "test": test,
     }
+    if not main_process:
+        return summary
     write_json(summary, run_dir / "summary.json")
     log.info(
         "final metrics (val at best epoch %d, test with its weights)\n%s",
