@@ -17,6 +17,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from segexp.errors import SegexpError
+
 
 def is_initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -108,13 +110,30 @@ def prepare_model(model: nn.Module, sync_bn: bool) -> tuple[nn.Module, nn.Module
     """
     if not is_initialized():
         return model, model
-    if sync_bn:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device = next(model.parameters()).device
+    if sync_bn:
+        if device.type != "cuda":
+            raise SegexpError(
+                "trainer.sync_bn=true needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only): "
+                "leave it false for CPU processes"
+            )
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device_ids = (
         [device.index if device.index is not None else 0] if device.type == "cuda" else None
     )
     return model, nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def sync_buffers(model: nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank before evaluating.
+
+    DDP broadcasts them at the start of each training forward, so after the last step every
+    rank still holds the statistics of its own last batch, and would evaluate its shard with a
+    slightly different model than the one rank 0 saves.
+    """
+    if is_initialized():
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def broadcast_path(path: Path) -> Path:

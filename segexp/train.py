@@ -92,6 +92,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         )
         train_seconds += time.perf_counter() - epoch_start
         images_seen += seen
+        distributed.sync_buffers(model)
         val_loss, preview = evaluate(
             model,
             loss_fn,

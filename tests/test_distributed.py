@@ -45,6 +45,13 @@ def _worker(rank: int, world: int, port: int, run_dir: str, scratch: str) -> Non
             num_batches=splits.val_batches,
         )  # fmt: skip
         shard = sorted(splits.val.sampler.indices)
+        # Running statistics that differ per rank end up as rank 0's everywhere.
+        norm = torch.nn.BatchNorm2d(3)
+        norm.running_mean.fill_(float(rank + 1))
+        distributed.sync_buffers(norm)
+        gathered = [torch.zeros(3) for _ in range(world)]
+        dist.all_gather(gathered, norm.running_mean)
+        assert all(torch.equal(g, torch.ones(3)) for g in gathered)
         torch.save({"matrix": confusion.matrix, "shard": shard}, f"{scratch}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
