@@ -41,8 +41,22 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def _export_slurm_environment() -> None:
+    """A Slurm job with several tasks (submitit's tasks_per_node > 1) describes its processes in
+    SLURM_* variables; submitit translates them into the RANK / WORLD_SIZE / MASTER_* that
+    torchrun would have set."""
+    if launched_by_torchrun() or int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        return
+    try:
+        from submitit.helpers import TorchDistributedEnvironment
+    except ImportError:
+        return
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # we pick LOCAL_RANK
+
+
 def setup() -> None:
     """Join the process group torchrun describes (env://); NCCL on CUDA, gloo on CPU."""
+    _export_slurm_environment()
     if is_initialized() or not launched_by_torchrun():
         return
     if torch.cuda.is_available():
