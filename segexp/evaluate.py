@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from segexp.cli import parse_args, run_tool
 from segexp.config import build, class_names
@@ -83,7 +84,7 @@ def confusion_of(
         int(cfg.dataset.num_classes), int(cfg.dataset.ignore_index), dev.device
     )
     plain = options.tile is None and options.tta == "none"
-    for raw_images, raw_masks in loader:
+    for raw_images, raw_masks in tqdm(loader, desc="evaluate", unit="batch", leave=False):
         images, masks = dev.batch(raw_images, raw_masks)
         with dev.autocast():
             # Plain inference takes the argmax of the logits, as training's evaluate() does.
