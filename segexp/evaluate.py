@@ -75,9 +75,7 @@ def build_dataset(run: LoadedRun, opts: dict[str, Any]):
 
 
 @torch.inference_mode()
-def confusion_of(
-    run: LoadedRun, loader, options: InferenceOptions, num_batches: int | None = None
-) -> ConfusionMatrix:
+def confusion_of(run: LoadedRun, loader, options: InferenceOptions) -> ConfusionMatrix:
     """The confusion matrix of the run's model over ``loader``, exactly as training evaluates."""
     cfg, dev = run.cfg, run.dev
     confusion = ConfusionMatrix(

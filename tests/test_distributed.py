@@ -1,7 +1,10 @@
 """Two CPU processes with the gloo backend against one process: samplers, metrics, files."""
 
 import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,13 +16,14 @@ from segexp.data.loaders import build_splits
 from segexp.distributed import ShardSampler
 from segexp.engine import evaluate as evaluate_split
 from segexp.metrics import ConfusionMatrix
-from segexp.rundir import load_run
-from segexp.train import fit
+from segexp.models.unet import UNet
+from segexp.runtime import make_device
 
-from .conftest import TINY, compose_config
+from .conftest import REPO, TINY, compose_config
 
 # 9 validation samples: 5 on rank 0, 4 on rank 1, so padding by repetition would show.
-OVERRIDES = [*TINY, "trainer.epochs=1", "logger=none", "dataset.val.num_samples=9"]
+OVERRIDES = [*TINY, "dataset.val.num_samples=9"]
+needs_gloo = pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
 
 
 def free_port() -> int:
@@ -28,31 +32,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, run_dir: str, scratch: str) -> None:
+def no_loss(logits, masks):
+    return logits.new_zeros(())
+
+
+def val_confusion() -> tuple[ConfusionMatrix, object]:
+    """A fixed model evaluated on the validation split of this process (all of it, or a shard)."""
+    cfg = compose_config(OVERRIDES)
+    splits = build_splits(cfg)
+    torch.manual_seed(0)
+    model = UNet(3, 5, depth=2, base_channels=4)
+    model.train()
+    model(torch.randn(4, 3, 32, 32) * (1 + distributed.rank()))  # running stats differ per rank
+    distributed.sync_buffers(model)
+    confusion = ConfusionMatrix(5, 255)
+    evaluate_split(
+        model, no_loss, splits.val, make_device(cfg), confusion, num_batches=splits.val_batches
+    )
+    return confusion, splits.val.sampler
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
     )
     try:
-        # Each rank is handed its own folder, as Hydra does; only rank 0's may be written.
-        fit(compose_config(OVERRIDES), run_dir if rank == 0 else scratch)
-        cfg = compose_config(OVERRIDES)
-        splits = build_splits(cfg)
-        run = load_run(run_dir, device="cpu")
-        confusion = ConfusionMatrix(5, 255)
-        evaluate_split(
-            run.model, lambda logits, masks: logits.new_zeros(()), splits.val, run.dev, confusion,
-            num_batches=splits.val_batches,
-        )  # fmt: skip
-        shard = sorted(splits.val.sampler.indices)
-        # Running statistics that differ per rank end up as rank 0's everywhere.
-        norm = torch.nn.BatchNorm2d(3)
-        norm.running_mean.fill_(float(rank + 1))
-        distributed.sync_buffers(norm)
-        gathered = [torch.zeros(3) for _ in range(world)]
-        dist.all_gather(gathered, norm.running_mean)
-        assert all(torch.equal(g, torch.ones(3)) for g in gathered)
-        torch.save({"matrix": confusion.matrix, "shard": shard}, f"{scratch}/rank{rank}.pt")
+        confusion, sampler = val_confusion()
+        torch.save({"matrix": confusion.matrix, "shard": list(sampler)}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -71,28 +78,35 @@ def test_helpers_are_no_ops_in_one_process():
     assert distributed.mean_over_ranks(torch.tensor(6.0), 4) == 1.5
 
 
-@pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
-def test_two_gloo_processes_train_and_all_reduce_like_one(tmp_path):
-    run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
-    run_dir.mkdir()
-    scratch.mkdir()
-    mp.spawn(_worker, args=(2, free_port(), str(run_dir), str(scratch)), nprocs=2, join=True)
-
-    ranks = [torch.load(scratch / f"rank{r}.pt") for r in range(2)]
+@needs_gloo
+def test_all_reduced_confusion_matrix_of_two_gloo_processes_equals_one_process(tmp_path):
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert ranks[0]["shard"] == [0, 2, 4, 6, 8] and ranks[1]["shard"] == [1, 3, 5, 7]
-    assert torch.equal(ranks[0]["matrix"], ranks[1]["matrix"])  # all-reduced on both ranks
+    single, _ = val_confusion()
+    assert single.matrix.sum() == 9 * 32 * 32
+    for rank in ranks:  # every pixel counted once, on both ranks, with rank 0's BatchNorm
+        assert torch.equal(rank["matrix"], single.matrix)
 
-    # One process, the same weights, the whole validation split.
-    single = evaluate.main([f"run={run_dir}", "split=val", f"output={tmp_path / 'eval'}"])
-    assert ranks[0]["matrix"].tolist() == single["confusion_matrix"]
-    assert ranks[0]["matrix"].sum() == 9 * 32 * 32  # every pixel once, none repeated
 
+@needs_gloo
+def test_torchrun_two_processes_write_one_run_with_single_process_metrics(tmp_path):
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={free_port()}", "-m", "segexp", *OVERRIDES, "trainer.epochs=1",
+         "logger=tensorboard", f"hydra.run.dir={run_dir}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.stdout + result.stderr).count("final metrics") == 1  # only rank 0 logs
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["world_size"] == 2
-    for key in ("mIoU", "mDice", "pixel_acc", "mean_class_acc", "per_class_iou"):
-        assert summary["val"][key] == single[key], key
+    assert summary["status"] == "completed" and summary["world_size"] == 2
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
-    assert sorted(p.name for p in scratch.iterdir()) == [
-        "rank0.pt",
-        "rank1.pt",
-    ]  # rank 1 wrote nothing
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+
+    for split in ("val", "test"):  # one process, the same weights, the whole split
+        single = evaluate.main([f"run={run_dir}", f"split={split}", f"output={tmp_path / split}"])
+        for key, value in summary[split].items():
+            assert single[key] == value, (split, key)
