@@ -54,7 +54,7 @@ def parse_args(argv: Sequence[str], defaults: dict[str, Any], usage: str) -> dic
         options[key] = _convert(key, value, defaults[key])
     missing = [k for k, v in options.items() if v == "???"]
     if missing:
-        raise SegexpError(f"{missing[0]}= is required.\n{usage}")
+        raise SegexpError(f"{missing[0]}=... is required (all options: --help)")
     return options
 
 
