@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from segexp import interrupt, resume
+from segexp import distributed, interrupt, resume
 from segexp.errors import SegexpError
 from segexp.faults import explain
 from segexp.summary import write_json
@@ -47,6 +47,9 @@ def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     info = _run_info()
+    distributed.setup()  # under torchrun; a no-op otherwise
+    if not distributed.is_main():  # its run_dir is a scratch folder (distributed.hydra_overrides)
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         if cfg.get("resume"):
             cfg, info = resume.resume_config(cfg, info)
@@ -69,6 +72,8 @@ def main(cfg: DictConfig) -> float | None:
         )
         log.warning("interrupted by %s; %s", name, then)
         sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
+    finally:
+        distributed.cleanup()
     log.info("run folder: %s", run_dir)
     log.info("tensorboard: tensorboard --logdir %s", run_dir)
     return summary["val"]["mIoU"]

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from segexp import distributed
 from segexp.errors import SegexpError
 from segexp.metrics import ConfusionMatrix
 
@@ -61,7 +62,13 @@ def train_one_epoch(
     loss_count = torch.zeros((), device=dev.device)
     window_count = torch.zeros((), device=dev.device)
     steps = images_seen = 0
-    progress = tqdm(batches, total=num_batches, desc=f"epoch {epoch} train", leave=False)
+    progress = tqdm(
+        batches,
+        total=num_batches,
+        desc=f"epoch {epoch} train",
+        leave=False,
+        disable=not distributed.is_main(),
+    )
     for images, masks in progress:
         images, masks = dev.batch(images, masks)
         with dev.autocast():
@@ -143,7 +150,10 @@ def evaluate(
     loss_sum = torch.zeros((), device=dev.device)
     steps = 0
     preview: list[torch.Tensor] = []
-    for raw_images, raw_masks in tqdm(batches, total=num_batches, desc=desc, leave=False):
+    bar = tqdm(
+        batches, total=num_batches, desc=desc, leave=False, disable=not distributed.is_main()
+    )
+    for raw_images, raw_masks in bar:
         images, masks = dev.batch(raw_images, raw_masks)
         with dev.autocast():
             logits = model(images)
@@ -156,4 +166,4 @@ def evaluate(
         if steps >= num_batches:
             break
     confusion.all_reduce()
-    return loss_sum.item() / max(steps, 1), preview
+    return distributed.mean_over_ranks(loss_sum, steps), preview

@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import segexp
-from segexp import interrupt
+from segexp import distributed, interrupt
 from segexp.checkpoint import load_checkpoint
 from segexp.class_weights import resolve_auto_class_weights
 from segexp.config import build, class_names, validate
@@ -27,6 +27,7 @@ from segexp.speed import maybe_compile
 from segexp.summary import metrics_table, write_json
 from segexp.transfer import build_optimizer, freeze_schedule
 from segexp.visualize import palette, preview_grid
+from segexp.writers import NullWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     validate(cfg)
     preflight(cfg)  # refuses bad files and labels before anything is written
     resolve_auto_class_weights(cfg)
+    run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
+    main_process = distributed.is_main()
     started = time.perf_counter()
     trainer = cfg.trainer
     seed_everything(int(cfg.seed), bool(trainer.deterministic), bool(trainer.cudnn_benchmark))
@@ -56,8 +59,10 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     model = build_model(cfg.model).to(dev.device)
     if dev.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model, train_model = distributed.prepare_model(model, bool(trainer.get("sync_bn", False)))
+    net = maybe_compile(train_model, trainer.compile)
+    eval_net = net if train_model is model else model  # DDP's forward would sync across ranks
     loss_fn = WithAuxiliary(build(cfg.loss), cfg.model.get("aux_loss_weight", 0.0)).to(dev.device)
-    net = maybe_compile(model, trainer.compile)
     optimizer = build_optimizer(cfg.optimizer, model, dev.device, trainer.fused_optimizer)
     epochs = int(cfg.trainer.epochs)
     scheduler = build(cfg.scheduler)(optimizer=optimizer, total_steps=epochs * splits.train_batches)
@@ -74,14 +79,15 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     )
     # Resumed: TensorBoard drops what a killed session logged after its last checkpoint.
     purge = {"purge_step": progress.global_step + 1} if progress.epoch else {}
-    writer = build(cfg.logger, log_dir=str(run_dir), **purge)
+    writer = build(cfg.logger, log_dir=str(run_dir), **purge) if main_process else NullWriter()
     if not progress.epoch:
         resolved = OmegaConf.to_yaml(cfg, resolve=True)
         writer.add_text("config", "    " + resolved.replace("\n", "\n    "))  # markdown code
         writer.add_scalar("model/num_parameters", num_parameters, 0)
         if stats["gflops"] is not None:
             writer.add_scalar("model/gflops", stats["gflops"], 0)
-        write_sample_preview(cfg, run_dir, writer, getattr(splits.train, "dataset", None))
+        if main_process:
+            write_sample_preview(cfg, run_dir, writer, getattr(splits.train, "dataset", None))
     log.info(
         "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d batches per epoch",
         cfg.model._target_,
@@ -97,6 +103,7 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         interrupt.check()
         freeze_schedule(model, epoch, int(cfg.model.get("freeze_encoder_epochs", 0)), writer)
         epoch_start = time.perf_counter()
+        distributed.set_epoch(splits.train, epoch)
         train_loss, seen, global_step = train_one_epoch(
             net,
             loss_fn,
@@ -115,8 +122,9 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
         progress.train_seconds += time.perf_counter() - epoch_start
         progress.images_seen += seen
+        distributed.sync_buffers(model)
         val_loss, preview = evaluate(
-            net,
+            eval_net,
             loss_fn,
             splits.val,
             dev,
@@ -136,10 +144,10 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         progress.elapsed_seconds += time.perf_counter() - started
         started = time.perf_counter()
         writer.flush()  # everything logged up to this checkpoint is on disk before it
-        state = training_state(cfg, model, optimizer, scheduler, scaler, splits, progress)
-        save_epoch(
-            state, checkpoints, improved=improved, keep_every=int(cfg.trainer.get("keep_every", 0))
-        )
+        if main_process:
+            state = training_state(cfg, model, optimizer, scheduler, scaler, splits, progress)
+            keep_every = int(trainer.get("keep_every", 0))
+            save_epoch(state, checkpoints, improved=improved, keep_every=keep_every)
         best_miou, best_epoch = progress.best_miou, progress.best_epoch
         log.info(
             "epoch %d/%d  train loss %.4f  val loss %.4f  mIoU %.4f  mDice %.4f  (best %.4f @ %d)",
@@ -154,9 +162,10 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         )
 
     best_epoch, best_val = progress.best_epoch, progress.best_val
+    distributed.barrier()  # best.pt is complete before the other ranks read it
     model.load_state_dict(load_checkpoint(checkpoints / "best.pt", dev.device)["model"])
     test_loss, _ = evaluate(
-        net, loss_fn, splits.test, dev, confusion, num_batches=splits.test_batches, desc="test"
+        eval_net, loss_fn, splits.test, dev, confusion, num_batches=splits.test_batches, desc="test"
     )
     test = confusion.compute(names)
     log_metrics(writer, "test", test, test_loss, best_epoch)
@@ -170,7 +179,10 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         "best_epoch": best_epoch,
         "epochs": epochs,
         "train_time_s": round(progress.elapsed_seconds + time.perf_counter() - started, 2),
-        "images_per_s": round(progress.images_seen / max(progress.train_seconds, 1e-9), 2),
+        "images_per_s": round(
+            progress.images_seen * distributed.world_size() / max(progress.train_seconds, 1e-9), 2
+        ),
+        "world_size": distributed.world_size(),
         "device": str(dev.device),
         "precision": str(dev.amp_dtype or "fp32").replace("torch.", ""),
         **stats,
@@ -178,6 +190,8 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         "val": best_val,
         "test": test,
     }
+    if not main_process:
+        return summary
     write_json(summary, run_dir / "summary.json")
     log.info(
         "final metrics (val at best epoch %d, test with its weights)\n%s",

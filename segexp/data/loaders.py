@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from segexp import distributed
 from segexp.config import build
 from segexp.data.collate import pad_collate
 from segexp.errors import SegexpError
@@ -41,10 +42,12 @@ def _seed_augmentation(worker_id: int) -> None:
 
 def _loader(dataset: Dataset, cfg: DictConfig, *, train: bool, seed: int, pin: bool) -> DataLoader:
     workers = int(cfg.dataset.num_workers)
+    sampler = distributed.sampler(dataset, train=train, seed=seed)  # None in a single process
     return DataLoader(
         dataset,
         batch_size=int(cfg.dataset.batch_size),
-        shuffle=train,
+        shuffle=train and sampler is None,
+        sampler=sampler,
         drop_last=train,
         num_workers=workers,
         pin_memory=pin,

@@ -1,0 +1,112 @@
+"""Two CPU processes with the gloo backend against one process: samplers, metrics, files."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from segexp import distributed, evaluate
+from segexp.data.loaders import build_splits
+from segexp.distributed import ShardSampler
+from segexp.engine import evaluate as evaluate_split
+from segexp.metrics import ConfusionMatrix
+from segexp.models.unet import UNet
+from segexp.runtime import make_device
+
+from .conftest import REPO, TINY, compose_config
+
+# 9 validation samples: 5 on rank 0, 4 on rank 1, so padding by repetition would show.
+OVERRIDES = [*TINY, "dataset.val.num_samples=9"]
+needs_gloo = pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def no_loss(logits, masks):
+    return logits.new_zeros(())
+
+
+def val_confusion() -> tuple[ConfusionMatrix, object]:
+    """A fixed model evaluated on the validation split of this process (all of it, or a shard)."""
+    cfg = compose_config(OVERRIDES)
+    splits = build_splits(cfg)
+    torch.manual_seed(0)
+    model = UNet(3, 5, depth=2, base_channels=4)
+    model.train()
+    model(torch.randn(4, 3, 32, 32) * (1 + distributed.rank()))  # running stats differ per rank
+    distributed.sync_buffers(model)
+    confusion = ConfusionMatrix(5, 255)
+    evaluate_split(
+        model, no_loss, splits.val, make_device(cfg), confusion, num_batches=splits.val_batches
+    )
+    return confusion, splits.val.sampler
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    try:
+        confusion, sampler = val_confusion()
+        torch.save({"matrix": confusion.matrix, "shard": list(sampler)}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_shard_sampler_splits_without_repeats():
+    shards = [list(ShardSampler(range(9), 2, r)) for r in range(2)]
+    assert shards == [[0, 2, 4, 6, 8], [1, 3, 5, 7]]
+
+
+def test_helpers_are_no_ops_in_one_process():
+    assert not distributed.is_initialized() and distributed.is_main()
+    assert distributed.world_size() == 1
+    model = torch.nn.Conv2d(1, 1, 1)
+    assert distributed.prepare_model(model, sync_bn=True) == (model, model)
+    assert distributed.sampler(range(3), train=True, seed=0) is None
+    assert distributed.mean_over_ranks(torch.tensor(6.0), 4) == 1.5
+
+
+@needs_gloo
+def test_all_reduced_confusion_matrix_of_two_gloo_processes_equals_one_process(tmp_path):
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    assert ranks[0]["shard"] == [0, 2, 4, 6, 8] and ranks[1]["shard"] == [1, 3, 5, 7]
+    single, _ = val_confusion()
+    assert single.matrix.sum() == 9 * 32 * 32
+    for rank in ranks:  # every pixel counted once, on both ranks, with rank 0's BatchNorm
+        assert torch.equal(rank["matrix"], single.matrix)
+
+
+@needs_gloo
+def test_torchrun_two_processes_write_one_run_with_single_process_metrics(tmp_path):
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={free_port()}", "-m", "segexp", *OVERRIDES, "trainer.epochs=1",
+         "logger=tensorboard", f"hydra.run.dir={run_dir}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.stdout + result.stderr).count("final metrics") == 1  # only rank 0 logs
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["world_size"] == 2
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+
+    for split in ("val", "test"):  # one process, the same weights, the whole split
+        single = evaluate.main([f"run={run_dir}", f"split={split}", f"output={tmp_path / split}"])
+        for key, value in summary[split].items():
+            assert single[key] == value, (split, key)
