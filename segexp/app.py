@@ -10,6 +10,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from segexp.errors import SegexpError
+from segexp.resume import completed_run, config_hash
 from segexp.summary import write_json
 from segexp.train import fit
 
@@ -29,13 +30,23 @@ def _run_info() -> dict:
 def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    info = _run_info()
+    info = {**_run_info(), "config_hash": config_hash(cfg)}
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun:  # resume: keep a job that already completed with this config
+        try:
+            done = completed_run(run_dir, info["config_hash"])
+        except SegexpError as err:
+            log.error("%s", err)
+            return None
+        if done is not None:
+            log.info("skipped, already completed with this config: %s", run_dir)
+            return done["val"]["mIoU"]
     try:
         summary = fit(cfg, run_dir, info)
     except SegexpError as err:
         write_json({"status": "failed", "reason": str(err), **info}, run_dir / "summary.json")
         log.error("%s", err)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if multirun:
             return None
         sys.exit(1)
     except KeyboardInterrupt:
@@ -49,6 +60,9 @@ def main(cfg: DictConfig) -> float | None:
             {"status": "failed", "reason": f"{type(err).__name__}: {err}", **info},
             run_dir / "summary.json",
         )
+        if multirun:  # one failing job (exception, CUDA out of memory) must not end the sweep
+            log.exception("job failed: %s", run_dir)
+            return None
         raise
     log.info("run folder: %s", run_dir)
     log.info("tensorboard: tensorboard --logdir %s", run_dir)

@@ -13,7 +13,9 @@ from segexp.checkpoint import load_checkpoint, save_checkpoint
 from segexp.config import build, class_names, validate
 from segexp.data.loaders import build_splits
 from segexp.engine import evaluate, train_one_epoch
+from segexp.hparams import log_hparams
 from segexp.metrics import ConfusionMatrix
+from segexp.per_image import PerImageScores, image_ids
 from segexp.runtime import make_device, seed_everything
 from segexp.summary import metrics_table, write_json
 from segexp.visualize import palette, preview_grid
@@ -128,11 +130,21 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         )
 
     model.load_state_dict(load_checkpoint(checkpoints / "best.pt", dev.device)["model"])
+    per_image = PerImageScores(num_classes, ignore_index)
     test_loss, _ = evaluate(
-        model, loss_fn, splits.test, dev, confusion, num_batches=splits.test_batches, desc="test"
+        model,
+        loss_fn,
+        splits.test,
+        dev,
+        confusion,
+        num_batches=splits.test_batches,
+        desc="test",
+        on_batch=per_image,
     )
     test = confusion.compute(names)
     log_metrics(writer, "test", test, test_loss, best_epoch)
+    per_image.write_csv(run_dir / "per_image.csv", names, image_ids(splits.test.dataset))
+    log_hparams(writer, cfg, run_info or {}, {"val": best_val, "test": test})
     writer.flush()
     writer.close()
 
