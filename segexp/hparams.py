@@ -32,7 +32,8 @@ def log_hparams(
     writer, cfg: DictConfig, run_info: dict[str, Any], splits: dict[str, dict[str, Any]]
 ) -> None:
     """Writes the hparams session and ``final/<split>_<metric>`` scalars into the run's events."""
-    if not hasattr(writer, "_get_file_writer"):  # logger=none
+    file_writer = getattr(writer, "_get_file_writer", lambda: None)()
+    if file_writer is None:  # logger=none
         return
     metrics = {
         f"final/{split}_{key}": float(result[key])
@@ -40,7 +41,6 @@ def log_hparams(
         for key in FINAL_METRICS
     }
     _, session_start, session_end = hparams(hparam_values(cfg, run_info), metrics)
-    file_writer = writer._get_file_writer()
     file_writer.add_summary(session_start)
     file_writer.add_summary(session_end)
     for tag, value in metrics.items():
