@@ -26,6 +26,7 @@ class Variant:
     label: str  # the overrides other than seed, as typed
     factors: dict[str, str]  # override key -> value
     jobs: list[Job]
+    overrides: list[str] = field(default_factory=list)  # as typed, seed left out
 
     @property
     def completed(self) -> list[Job]:
@@ -101,12 +102,12 @@ def group_variants(jobs: list[Job]) -> list[Variant]:
         key = tuple(sorted(rest))
         if key not in variants:
             factors = {override_key(o): o.partition("=")[2] for o in rest}
-            variants[key] = Variant("", factors, [])
+            variants[key] = Variant("", factors, [], rest)
         variants[key].jobs.append(job)
     result = list(variants.values())
     varying = varying_keys(result)
     for variant in result:
-        shown = [f"{k}={v}" for k, v in variant.factors.items() if k in varying]
+        shown = [o for o in variant.overrides if override_key(o) in varying]
         variant.label = " ".join(shown) or "(all jobs)"
     return result
 
@@ -119,5 +120,5 @@ def varying_keys(variants: list[Variant]) -> set[str]:
 
 def common_overrides(variants: list[Variant]) -> list[str]:
     varying = varying_keys(variants)
-    first = variants[0].factors if variants else {}
-    return [f"{k}={v}" for k, v in first.items() if k not in varying]
+    first = variants[0].overrides if variants else []
+    return [o for o in first if override_key(o) not in varying]
