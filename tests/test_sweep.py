@@ -18,6 +18,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from segexp.metrics import ConfusionMatrix
 from segexp.paired import bootstrap_ci
 from segexp.per_image import PerImageScores, miou_from_counts, read_per_image_csv
+from segexp.report import main as report_main
 from segexp.sweep_jobs import Job
 
 from .conftest import REPO, TINY
@@ -197,3 +198,28 @@ def test_failing_job_does_not_stop_a_parallel_sweep(tmp_path):
     report = (sweep_dir / "report.md").read_text()
     assert "## Jobs that did not complete" in report and "Invalid learning rate" in report
     assert not (sweep_dir / "1" / "per_image.csv").exists()
+
+
+def _metrics(miou: float) -> dict:
+    per_class = {"a": miou, "b": miou}
+    return {"mIoU": miou, "mDice": miou, "pixel_acc": 0.9, "per_class_iou": per_class}
+
+
+def test_report_of_an_interrupted_sweep_lists_the_unfinished_job(tmp_path, caplog):
+    done, running = tmp_path / "0", tmp_path / "1"
+    for job, seed in ((done, 0), (running, 1)):
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- aug=none\n- seed={seed}\n")
+    summary = {"status": "completed", "overrides": ["aug=none", "seed=0"], "train_time_s": 3.0}
+    summary |= {"images_per_s": 10.0, "val": _metrics(0.5), "test": _metrics(0.4)}
+    (done / "summary.json").write_text(json.dumps(summary))
+    assert report_main([str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "2 jobs: 1 completed, 0 failed, 0 interrupted, 1 without summary.json" in report
+    assert "- `1` (aug=none seed=1): unfinished: no summary.json" in report
+    row = next(csv.DictReader((tmp_path / "report.csv").open()))
+    assert (
+        row["seeds"] == "1" and float(row["test_mIoU_mean"]) == 0.4 and row["test_mIoU_std"] == ""
+    )
+    assert report_main([str(tmp_path / "missing")]) == 1
+    assert "does not exist" in caplog.text
