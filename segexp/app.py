@@ -14,6 +14,7 @@ from segexp import distributed, interrupt, resume
 from segexp.errors import SegexpError
 from segexp.faults import explain
 from segexp.summary import write_json
+from segexp.sweep_resume import completed_run, config_hash
 from segexp.train import fit
 
 log = logging.getLogger("segexp")
@@ -31,14 +32,19 @@ def _run_info() -> dict:
 
 
 def _fail(err: BaseException, cfg: DictConfig, info: dict, run_dir: Path) -> None:
-    """summary.json "failed"; a known problem is one line (and a sweep goes on), else re-raise."""
+    """summary.json "failed". A known problem is one line; an unknown one is re-raised, except
+    in a sweep, where one failing job (exception, CUDA out of memory) must not end the others."""
     known = err if isinstance(err, SegexpError) else explain(err, cfg)
     reason = str(known) if known is not None else f"{type(err).__name__}: {err}"
     write_json({"status": "failed", "reason": reason, **info}, run_dir / "summary.json")
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     if known is None:
-        raise err
+        if not multirun:
+            raise err
+        log.error("job failed: %s (%s)", run_dir, reason, exc_info=err)
+        return
     log.error("%s", known, exc_info=os.environ.get("HYDRA_FULL_ERROR") == "1")
-    if HydraConfig.get().mode != RunMode.MULTIRUN:
+    if not multirun:
         sys.exit(1)
 
 
@@ -46,7 +52,16 @@ def _fail(err: BaseException, cfg: DictConfig, info: dict, run_dir: Path) -> Non
 def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    info = _run_info()
+    info = {**_run_info(), "config_hash": config_hash(cfg)}
+    if HydraConfig.get().mode == RunMode.MULTIRUN:  # resume: keep a job completed with this config
+        try:
+            done = completed_run(run_dir, info["config_hash"])
+        except SegexpError as err:
+            log.error("%s", err)
+            return None
+        if done is not None:
+            log.info("skipped, already completed with this config: %s", run_dir)
+            return done["val"]["mIoU"]
     distributed.setup()  # under torchrun; a no-op otherwise
     if not distributed.is_main():  # its run_dir is a scratch folder (distributed.hydra_overrides)
         logging.getLogger().setLevel(logging.WARNING)

@@ -2,7 +2,7 @@
 
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -140,10 +140,12 @@ def evaluate(
     num_batches: int,
     desc: str = "val",
     num_preview: int = 0,
+    on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[float, list[torch.Tensor]]:
     """Accumulates ``confusion`` over the whole split; returns (mean loss, preview tensors).
 
     The preview is (uint8 images, targets, predictions) of the first ``num_preview`` samples.
+    ``on_batch(predictions, masks)`` sees every batch (e.g. per-image scores).
     """
     model.eval()
     confusion.reset()
@@ -160,6 +162,8 @@ def evaluate(
             loss_sum += loss_fn(logits, masks).float()
         predictions = logits.argmax(dim=1)
         confusion.update(predictions, masks)
+        if on_batch is not None:
+            on_batch(predictions, masks)
         if not preview and num_preview:
             preview = [raw_images[:num_preview], raw_masks[:num_preview], predictions[:num_preview]]
         steps += 1

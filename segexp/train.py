@@ -15,10 +15,12 @@ from segexp.class_weights import resolve_auto_class_weights
 from segexp.config import build, class_names, validate
 from segexp.data.loaders import build_splits
 from segexp.engine import evaluate, train_one_epoch
+from segexp.hparams import log_hparams
 from segexp.losses.auxiliary import WithAuxiliary
 from segexp.metrics import ConfusionMatrix
 from segexp.models.build import build_model
 from segexp.models.stats import model_stats
+from segexp.per_image import PerImageScores, image_ids
 from segexp.preflight import preflight
 from segexp.preview import write_sample_preview
 from segexp.resume import restore, save_epoch, training_state
@@ -164,11 +166,22 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     best_epoch, best_val = progress.best_epoch, progress.best_val
     distributed.barrier()  # best.pt is complete before the other ranks read it
     model.load_state_dict(load_checkpoint(checkpoints / "best.pt", dev.device)["model"])
+    per_image = PerImageScores(num_classes, ignore_index)
     test_loss, _ = evaluate(
-        eval_net, loss_fn, splits.test, dev, confusion, num_batches=splits.test_batches, desc="test"
+        eval_net,
+        loss_fn,
+        splits.test,
+        dev,
+        confusion,
+        num_batches=splits.test_batches,
+        desc="test",
+        on_batch=per_image,
     )
     test = confusion.compute(names)
     log_metrics(writer, "test", test, test_loss, best_epoch)
+    if main_process:  # under torchrun each rank scored its shard: rank 0's file is partial
+        per_image.write_csv(run_dir / "per_image.csv", names, image_ids(splits.test.dataset))
+    log_hparams(writer, cfg, run_info or {}, {"val": best_val, "test": test})
     writer.flush()
     writer.close()
 
