@@ -44,7 +44,10 @@ def read_state_dict(path: str | Path) -> StateDict:
     """A state dict, or the state dict inside a checkpoint dict; never executes pickled code."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise SegexpError(f"weights file {path} does not exist: check the path in model.weights")
+        raise SegexpError(
+            f"weights file {path} does not exist: model.weights (model.encoder_weights for SMP "
+            "models) takes null, imagenet or the path of a state dict / checkpoint"
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
