@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segexp.config import validate
 from segexp.errors import SegexpError
 from segexp.preflight import preflight
 
@@ -103,7 +104,5 @@ def test_cli_refuses_255_masks_and_leaves_nothing_that_looks_like_success(tmp_pa
 
 
 def test_unset_root_is_named():
-    from segexp.config import validate
-
     with pytest.raises(SegexpError, match=r"dataset\.root is not set"):
         validate(compose_config(["dataset=folder"]))
