@@ -49,7 +49,7 @@ def main(cfg: DictConfig) -> float | None:
     info = _run_info()
     try:
         if cfg.get("resume"):
-            cfg, info = resume.resume_config(cfg, info)
+            cfg, info = resume.resume_config(cfg, info, run_dir)
         with interrupt.stop_on_signals():
             summary = fit(cfg, run_dir, info)
     except BaseException as err:

@@ -14,12 +14,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from segexp import checkpoint, interrupt
 from segexp.checkpoint import load_checkpoint, save_checkpoint
+from segexp.resume import restore
 from segexp.train import fit
 
 from .conftest import REPO, TINY, compose_config, run_cli
 
-# Three epochs of four steps; augmentation on, so its random streams must be restored too.
-EXACT = [*TINY, "trainer.epochs=3", "trainer.deterministic=true", "aug=light", "optimizer.lr=0.01"]
+# Three epochs of four steps; augmentation on, so its random streams must be restored too. The
+# learning rate makes epoch 3 the best one, so the final metrics come from after the kill.
+EXACT = [*TINY, "trainer.epochs=3", "trainer.deterministic=true", "aug=light", "optimizer.lr=0.03"]
+EXACT += ["loss=ce"]
 
 # `python -m segexp ARGS`, killed with SIGKILL by itself right after optimizer step KILL_AT_STEP:
 # an exact point in the middle of an epoch, whatever the machine's speed. TensorBoard events are
@@ -71,7 +74,7 @@ def test_resume_after_sigkill_mid_epoch_equals_the_uninterrupted_run(tmp_path):
     got = json.loads((killed / "summary.json").read_text())
     assert got["status"] == "completed" and got["epochs"] == 3
     assert got["val"] == want["val"] and got["test"] == want["test"]
-    assert got["best_epoch"] == want["best_epoch"]
+    assert got["best_epoch"] == want["best_epoch"] == 3
     assert got["overrides"] == EXACT and got["choices"]["aug"] == "light"  # the original run's
     # TensorBoard: the same steps, once each, with the same values (the killed session's steps
     # after its checkpoint are purged).
@@ -111,6 +114,11 @@ def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
     assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+    # SIGKILL leaves no chance to clean up: the next run's restore removes the leftover.
+    leftover = tmp_path / ".last.pt.x1y2.tmp"
+    leftover.write_bytes(b"PK half")
+    assert restore(tmp_path / "none.pt", None, None, None, None, None, "cpu").epoch == 0
+    assert not leftover.exists() and path.exists()
 
 
 def test_sigterm_saves_and_prints_the_resume_command(tmp_path):
