@@ -67,7 +67,7 @@ def main(cfg: DictConfig) -> float | None:
         logging.getLogger().setLevel(logging.WARNING)
     try:
         if cfg.get("resume"):
-            cfg, info = resume.resume_config(cfg, info)
+            cfg, info = resume.resume_config(cfg, info, run_dir)
         with interrupt.stop_on_signals():
             summary = fit(cfg, run_dir, info)
     except BaseException as err:

@@ -129,6 +129,8 @@ def save_epoch(state: dict[str, Any], folder: Path, *, improved: bool, keep_ever
 
 def restore(path: Path, model, optimizer, scheduler, scaler, splits, device) -> Progress:
     """Start from scratch, or from ``path`` (last.pt) when it exists: weights, states, RNG."""
+    for stale in path.parent.glob(".*.pt.*.tmp"):  # left by a kill during save_checkpoint
+        stale.unlink(missing_ok=True)
     if not path.is_file():
         return Progress()
     state = load_checkpoint(path, device)
@@ -187,7 +189,9 @@ def _saved_run_info(folder: Path) -> dict[str, Any] | None:
     }
 
 
-def resume_config(cfg: DictConfig, info: dict[str, Any]) -> tuple[DictConfig, dict[str, Any]]:
+def resume_config(
+    cfg: DictConfig, info: dict[str, Any], run_dir: Path | None = None
+) -> tuple[DictConfig, dict[str, Any]]:
     """The resumed run's own config (from its last.pt), with plain key overrides given now
     (e.g. trainer.epochs=20) applied on top; config groups cannot change on resume."""
     last = last_checkpoint(str(cfg.resume))
@@ -195,6 +199,11 @@ def resume_config(cfg: DictConfig, info: dict[str, Any]) -> tuple[DictConfig, di
         raise SegexpError(
             f"resume={cfg.resume}: {last} does not exist; give a run folder in which at least "
             "one epoch finished (outputs/runs/<date>/<time>_<name>)"
+        )
+    if run_dir is not None and Path(run_dir).resolve() != last.parent.parent.resolve():
+        raise SegexpError(
+            f"resume={cfg.resume} continues in that folder, but hydra.run.dir={run_dir}: "
+            "drop the hydra.run.dir override"
         )
     saved = OmegaConf.create(load_checkpoint(last)["config"])
     changed = [o for o in info["overrides"] if not o.startswith("resume=")]

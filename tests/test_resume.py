@@ -14,22 +14,29 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from segexp import checkpoint, interrupt
 from segexp.checkpoint import load_checkpoint, save_checkpoint
+from segexp.resume import restore
 from segexp.train import fit
 
-from .conftest import REPO, TINY, run_cli
+from .conftest import REPO, TINY, compose_config, run_cli
 
-# Three epochs of four steps; augmentation on, so its random streams must be restored too.
-EXACT = [*TINY, "trainer.epochs=3", "trainer.deterministic=true", "aug=light", "optimizer.lr=0.01"]
+# Three epochs of four steps; augmentation on, so its random streams must be restored too. The
+# learning rate makes epoch 3 the best one, so the final metrics come from after the kill.
+EXACT = [*TINY, "trainer.epochs=3", "trainer.deterministic=true", "aug=light", "optimizer.lr=0.03"]
+EXACT += ["loss=ce"]
 
 # `python -m segexp ARGS`, killed with SIGKILL by itself right after optimizer step KILL_AT_STEP:
-# an exact point in the middle of an epoch, whatever the machine's speed.
+# an exact point in the middle of an epoch, whatever the machine's speed. TensorBoard events are
+# flushed first, so the killed session leaves points past its checkpoint for the resume to purge.
 KILL_AT_STEP = """
-import os, signal, sys
+import gc, os, signal, sys
 from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.utils.tensorboard import SummaryWriter
 steps = [0]
 def hook(optimizer, args, kwargs):
     steps[0] += 1
     if steps[0] == int(os.environ["KILL_AT_STEP"]):
+        for writer in [o for o in gc.get_objects() if isinstance(o, SummaryWriter)]:
+            writer.flush()
         os.kill(os.getpid(), signal.SIGKILL)
 register_optimizer_step_post_hook(hook)
 from segexp.app import main
@@ -46,10 +53,8 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 def test_resume_after_sigkill_mid_epoch_equals_the_uninterrupted_run(tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    done = run_cli(*EXACT, f"hydra.run.dir={reference}", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "KILL_AT_STEP": "6"}  # epoch 2, step 2 of 4
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KILL_AT_STEP": "7"}  # epoch 2, step 3 of 4
     result = subprocess.run(
         [sys.executable, "-c", KILL_AT_STEP, *EXACT, f"hydra.run.dir={killed}"],
         cwd=tmp_path,
@@ -60,15 +65,17 @@ def test_resume_after_sigkill_mid_epoch_equals_the_uninterrupted_run(tmp_path):
     assert result.returncode == -signal.SIGKILL
     assert not (killed / "summary.json").exists()
     assert load_checkpoint(killed / "checkpoints" / "last.pt")["epoch"] == 1
+    assert [s for s, _ in scalars(killed, "train/loss")] == [2, 4, 6]  # 6: after the checkpoint
 
     resumed = run_cli(f"resume={killed}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    fit(compose_config(EXACT), reference)  # the uninterrupted run, in this process
     want = json.loads((reference / "summary.json").read_text())
     got = json.loads((killed / "summary.json").read_text())
     assert got["status"] == "completed" and got["epochs"] == 3
     assert got["val"] == want["val"] and got["test"] == want["test"]
-    assert got["best_epoch"] == want["best_epoch"]
-    assert got["overrides"] == want["overrides"] and got["choices"] == want["choices"]
+    assert got["best_epoch"] == want["best_epoch"] == 3
+    assert got["overrides"] == EXACT and got["choices"]["aug"] == "light"  # the original run's
     # TensorBoard: the same steps, once each, with the same values (the killed session's steps
     # after its checkpoint are purged).
     for tag in ("train/loss", "train/lr", "val/loss", "val/mIoU", "train/epoch_loss"):
@@ -107,6 +114,11 @@ def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
     assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+    # SIGKILL leaves no chance to clean up: the next run's restore removes the leftover.
+    leftover = tmp_path / ".last.pt.x1y2.tmp"
+    leftover.write_bytes(b"PK half")
+    assert restore(tmp_path / "none.pt", None, None, None, None, None, "cpu").epoch == 0
+    assert not leftover.exists() and path.exists()
 
 
 def test_sigterm_saves_and_prints_the_resume_command(tmp_path):
