@@ -7,7 +7,9 @@ Every helper is a no-op in a single process, so the training code reads the same
 torchvision's reference scripts.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,11 +77,13 @@ def hydra_overrides() -> list[str]:
     """Extra command-line overrides for ranks other than 0.
 
     Every rank runs the Hydra app; only rank 0's run folder is the run. The others keep their
-    Hydra files and log in a temporary folder, so a run never shows half-empty twin folders.
+    Hydra files and log in a temporary folder, removed at exit, so a run never shows
+    half-empty twin folders.
     """
     if int(os.environ.get("RANK", "0")) == 0:
         return []
     scratch = Path(tempfile.gettempdir()) / f"segexp-rank{os.environ['RANK']}-{os.getpid()}"
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
 
 

@@ -2,8 +2,9 @@
 
 Writes, for each input image, masks/<stem>.png (class indices), overlays/<stem>.png (the image
 with the classes' colours blended in) and, with --save-probs, probs/<stem>.npy (float16,
-num_classes x H x W). Images of any size: larger than the training size, they are segmented
-with a sliding window of that size unless sliding_window=false.
+num_classes x H x W). Images of any size go through a sliding window of the training size
+(smaller ones are padded up to one tile, which also keeps models that need sizes divisible by
+32 working); sliding_window=false runs the model once on the whole image instead.
 """
 
 import logging
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from segexp.cli import parse_args, run_tool
 from segexp.data.folder import IMAGE_SUFFIXES, list_images, read_array
 from segexp.errors import SegexpError
-from segexp.inference import InferenceOptions, predict_probs
+from segexp.inference import predict_probs
 from segexp.visualize import colorize, palette
 
 log = logging.getLogger("segexp")
@@ -27,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "input": "???",
     "output": "???",
     "checkpoint": "best",
-    "sliding_window": "auto",  # auto: only for images larger than the training size | true | false
+    "sliding_window": True,
     "tile": "",  # HxW; default: the run's dataset.image_size
     "overlap": 0.5,
     "tile_batch": 8,
@@ -91,11 +92,7 @@ def predict(opts: dict[str, Any]) -> list[Path]:
     if num_classes > 256:
         raise SegexpError(f"{num_classes} classes do not fit an 8-bit mask PNG")
     mode = {1: "L", 3: "RGB"}[int(cfg.dataset.in_channels)]
-    sliding = str(opts["sliding_window"]).lower()
-    if sliding not in {"auto", "true", "false"}:
-        raise SegexpError(f"sliding_window={opts['sliding_window']}: use auto, true or false")
-    tiled = inference_options({**opts, "sliding_window": True}, cfg.dataset.image_size)
-    whole = InferenceOptions(tta=opts["tta"])
+    options = inference_options(opts, cfg.dataset.image_size)
     colours = palette(num_classes)
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
@@ -105,8 +102,6 @@ def predict(opts: dict[str, Any]) -> list[Path]:
         pixels = torch.from_numpy(image.reshape(*image.shape[:2], -1).copy())
         batch = pixels.permute(2, 0, 1)[None]
         normalised, _ = dev.batch(batch, torch.zeros(1, 1, 1))
-        larger = any(s > t for s, t in zip(image.shape[:2], tiled.tile, strict=True))
-        options = tiled if sliding == "true" or (sliding == "auto" and larger) else whole
         with dev.autocast():
             # Accumulating on the host keeps device memory bounded by the tile batch.
             probs = predict_probs(run.model, normalised, options, accumulate_on="cpu")[0].cpu()

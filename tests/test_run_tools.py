@@ -133,6 +133,17 @@ def test_predict_writes_masks_overlays_and_probabilities(run_dir, tmp_path):
     with pytest.raises(SegexpError, match="already exists"):
         predict.main([f"run={run_dir}", f"input={inputs}", f"output={out}"])
 
+    # sliding_window=false: one pass over the whole image.
+    whole_out = tmp_path / "whole"
+    predict.main([f"run={run_dir}", f"input={inputs / 'small.png'}", f"output={whole_out}",
+                  "sliding_window=false", "--save-probs"])  # fmt: skip
+    image = np.asarray(Image.open(inputs / "small.png"))
+    normalised, _ = run.dev.batch(torch.from_numpy(image.copy()).permute(2, 0, 1)[None],
+                                  torch.zeros(1))  # fmt: skip
+    expected = predict_probs(run.model, normalised, InferenceOptions())[0]
+    probs = np.load(whole_out / "probs" / "small.npy").astype(np.float32)
+    assert np.abs(probs - expected.numpy()).max() < 1e-3
+
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_matches_pytorch_on_uint8_images_of_any_size(run_dir, tmp_path, fmt):
