@@ -65,7 +65,11 @@ def build_dataset(run: LoadedRun, opts: dict[str, Any]):
     if opts["data"]:
         root = Path(opts["data"])
         return FolderSegmentation(
-            root / "images", root / "masks", int(cfg.dataset.in_channels), opts["binary_masks"]
+            root / "images",
+            root / "masks",
+            in_channels=int(cfg.dataset.in_channels),
+            binary_masks=opts["binary_masks"],
+            ignore_index=int(cfg.dataset.ignore_index),
         )
     split = opts["split"]
     if split not in {"train", "val", "test"}:

@@ -7,10 +7,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from segexp.checkpoint import load_checkpoint
-from segexp.config import build
 from segexp.engine import Device
 from segexp.errors import SegexpError
-from segexp.runtime import autocast_dtype, resolve_device
+from segexp.models.build import build_model
+from segexp.runtime import make_device
 
 
 @dataclass
@@ -44,28 +44,17 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") ->
     if "config" not in state or "model" not in state:
         raise SegexpError(f"{path} is not a segexp checkpoint (no 'config' or 'model' entry)")
     cfg = OmegaConf.create(state["config"])
-    torch_device = resolve_device(device)
-    model = build(cfg.model)
-    model.load_state_dict(state["model"])
-    model.to(torch_device).eval()
-
-    def stats(values) -> torch.Tensor:
-        return torch.tensor(list(values), dtype=torch.float32, device=torch_device).view(
-            1, -1, 1, 1
-        )
-
+    # The trained weights come from the checkpoint: no pretrained file is read again.
+    for key in ("weights", "encoder_weights"):
+        if key in cfg.model:
+            cfg.model[key] = None
     # The run's own precision and memory format, so that evaluating on the machine that trained
-    # reproduces the run's numbers.
-    channels_last = cfg.trainer.channels_last
-    if channels_last == "auto":
-        channels_last = torch_device.type == "cuda"
-    if channels_last:
+    # reproduces the run's numbers; only the device may change.
+    cfg.trainer.device = device
+    dev = make_device(cfg)
+    model = build_model(cfg.model)
+    model.load_state_dict(state["model"])
+    model.to(dev.device).eval()
+    if dev.channels_last:
         model.to(memory_format=torch.channels_last)
-    dev = Device(
-        torch_device,
-        autocast_dtype(torch_device, str(cfg.trainer.precision)),
-        bool(channels_last),
-        stats(cfg.dataset.mean),
-        stats(cfg.dataset.std),
-    )
     return LoadedRun(run_dir, path, cfg, model, dev)
