@@ -150,7 +150,8 @@ def markdown(
         "Each value of a factor against the factor's first value, all other overrides held "
         "equal, averaged over the seeds both ran; 95% bootstrap interval over test images "
         "(2000 resamples of the per-image intersection/union counts, the same images for every "
-        "run).",
+        "run). The interval reflects which test images were drawn, not seed-to-seed "
+        "variation: read it together with the standard deviations above.",
         "",
     ]
     if comparisons:
