@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["mfu"] = 3 * flops * result["images_per_s"] / (args.peak_tflops * 1e12)
     ratio = ours["images_per_s"] / reference["images_per_s"]
 
-    key = f"{args.model} {args.size}x{args.size} b{args.batch_size} aug={args.aug}"
+    key = f"{args.model} {args.size}x{args.size} b{args.batch_size} aug={args.aug} w{args.workers}"
     if args.set:
         key += " " + " ".join(args.set)
     print(f"\n{key} on {device_name(device)}")

@@ -34,7 +34,7 @@ def make_device(cfg: DictConfig) -> Device:
     trainer = cfg.trainer
     device = resolve_device(str(trainer.device))
     channels_last = trainer.channels_last
-    if channels_last == "auto":
+    if channels_last == "auto":  # the setting's meaning in configs saved before it defaulted on
         channels_last = device.type == "cuda"
 
     def stats(values) -> torch.Tensor:

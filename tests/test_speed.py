@@ -20,7 +20,7 @@ import throughput
 SWITCHES = [
     ["trainer.precision=bf16"],
     ["trainer.precision=fp16"],  # GradScaler path
-    ["trainer.channels_last=true"],
+    ["trainer.channels_last=false"],
     ["trainer.fused_optimizer=true"],
     ["trainer.fused_optimizer=true", "optimizer=sgd"],
     ["trainer.compile=eager"],  # Dynamo graph capture; inductor's codegen is in the benchmark
