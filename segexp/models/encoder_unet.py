@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segexp.errors import SegexpError
+from segexp.models.unet import double_conv
 from segexp.models.weights import load_weights, timm_imagenet, torchvision_imagenet
 
 TORCHVISION_RESNETS = ("resnet18", "resnet34")
@@ -66,21 +67,10 @@ def _timm_encoder(name: str, in_channels: int) -> nn.Module:
     return net
 
 
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
 class DecoderBlock(nn.Module):
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv = nn.Sequential(
-            conv_bn_relu(in_channels + skip_channels, out_channels),
-            conv_bn_relu(out_channels, out_channels),
-        )
+        self.conv = double_conv(in_channels + skip_channels, out_channels)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None, size=None) -> torch.Tensor:
         # to the skip's size rather than x2: odd sizes round differently in different encoders
