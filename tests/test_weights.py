@@ -32,7 +32,7 @@ def test_encoder_weights_round_trip_from_a_state_dict_and_a_checkpoint(tmp_path)
         assert_same_tensors(loaded.encoder.state_dict(), source.encoder.state_dict())
         random_decoder = EncoderUNet(3, 2, **SMALL).decoder.state_dict()
         assert not torch.equal(
-            loaded.decoder.state_dict()["0.conv.0.0.weight"], random_decoder["0.conv.0.0.weight"]
+            loaded.decoder.state_dict()["0.conv.0.weight"], random_decoder["0.conv.0.weight"]
         )
 
 
