@@ -20,7 +20,7 @@ from segexp.cli import parse_args, run_tool
 from segexp.data.folder import IMAGE_SUFFIXES, list_images, read_array
 from segexp.errors import SegexpError
 from segexp.inference import predict_probs
-from segexp.visualize import colorize, palette
+from segexp.visualize import overlay, palette
 
 log = logging.getLogger("segexp")
 DEFAULTS: dict[str, Any] = {
@@ -59,13 +59,6 @@ def input_images(path: Path) -> list[Path]:
             "by stem, so rename one of them"
         )
     return images
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, colours: torch.Tensor, alpha: float) -> np.ndarray:
-    """uint8 (H, W, 3): the image with each pixel's class colour blended in (background too)."""
-    rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
-    colour = colorize(torch.from_numpy(mask), colours).permute(1, 2, 0).numpy()
-    return (rgb * (1 - alpha) + colour * alpha).round().astype(np.uint8)
 
 
 def predict(opts: dict[str, Any]) -> list[Path]:

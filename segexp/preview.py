@@ -12,17 +12,9 @@ from omegaconf import DictConfig
 from PIL import Image, ImageDraw
 
 from segexp.config import build, class_names
-from segexp.visualize import IGNORE_COLOUR, palette
+from segexp.visualize import IGNORE_COLOUR, overlay, palette
 
 TILE = 128  # small images are enlarged (nearest neighbour) so that the overlay stays readable
-
-
-def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, alpha: float = 0.45):
-    """uint8 (H, W, 3): the image blended with its class colours; ignore pixels white."""
-    rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
-    valid = mask < len(colours)
-    colour = np.where(valid[..., None], colours[np.minimum(mask, len(colours) - 1)], IGNORE_COLOUR)
-    return (rgb * (1 - alpha) + colour * alpha).astype(np.uint8)
 
 
 def _tile(array: np.ndarray) -> Image.Image:

@@ -53,3 +53,12 @@ def preview_grid(
         for image, target, pred in zip(images, targets, predictions, strict=True)
     ]
     return torch.cat(rows, dim=-2)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, colours, alpha: float = 0.45) -> np.ndarray:
+    """uint8 (H, W, 3): a uint8 (H, W[, C]) image blended with its class colours (ignore white)."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
+    colour = colorize(torch.from_numpy(np.asarray(mask)), torch.as_tensor(colours)).numpy()
+    return (rgb * (1 - alpha) + colour.transpose(1, 2, 0) * alpha).astype(np.uint8)
