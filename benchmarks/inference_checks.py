@@ -20,9 +20,9 @@ import torch
 
 from segexp import evaluate, export
 from segexp.data.synthetic import SyntheticSegmentation
-from segexp.inference import InferenceOptions, predict_probs
-from segexp.metrics import ConfusionMatrix
-from segexp.rundir import load_run
+from segexp.evaluation.pipeline import InferenceOptions, predict_probs
+from segexp.metrics.confusion import ConfusionMatrix
+from segexp.training.experiment import load_run
 
 
 def main() -> None:

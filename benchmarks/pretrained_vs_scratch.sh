@@ -8,14 +8,14 @@ set -euo pipefail
 PY=${PY:-python}
 OUT=${OUT:-outputs/pretrained_vs_scratch}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # on a shared 2-core box: no thread oversubscription
-LITE="model=unet_pretrained model.encoder=efficientnet_lite0"
+LITE="model=unet_pretrained model.net.encoder=efficientnet_lite0"
 run() { name=$1; shift; echo "== $name"; $PY -m segexp "$@" hydra.run.dir="$OUT/$name" > "$OUT/$name.log" 2>&1; }
 mkdir -p "$OUT"
 
 SYN="dataset.train.num_samples=400 trainer.epochs=6 scheduler.warmup_steps=20"
 run syn_unet $SYN model=unet
-run syn_lite_imagenet $SYN $LITE model.weights=imagenet
-run syn_lite_scratch $SYN $LITE model.weights=null
+run syn_lite_imagenet $SYN $LITE model.net.weights=imagenet
+run syn_lite_scratch $SYN $LITE model.net.weights=null
 
 SRC=../shared/data/isbi2012
 if [ -d "$SRC/images" ]; then
@@ -31,8 +31,8 @@ dataset.class_names=[membrane,cell] dataset.mean=[125.2] dataset.std=[43.6] \
 dataset.image_size=[256,256] dataset.batch_size=4 dataset.num_workers=0 trainer.epochs=8 \
 trainer.log_every_n_steps=3 scheduler.warmup_steps=10"
   run isbi_unet $ISBI model=unet
-  run isbi_lite_imagenet $ISBI $LITE model.weights=imagenet
-  run isbi_lite_scratch $ISBI $LITE model.weights=null
+  run isbi_lite_imagenet $ISBI $LITE model.net.weights=imagenet
+  run isbi_lite_scratch $ISBI $LITE model.net.weights=null
 else
   echo "skipping ISBI: $SRC not found"
 fi

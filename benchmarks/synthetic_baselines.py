@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from segexp.app import CONFIG_DIR
-from segexp.config import build, class_names
-from segexp.metrics import ConfusionMatrix
+from segexp.config.build import build, class_names
+from segexp.config.paths import CONFIG_DIR
+from segexp.metrics.confusion import ConfusionMatrix
 
 LEVELS = 16
 

@@ -9,9 +9,10 @@ Both loops train the same model (same initial weights), on the same data (the sy
 scenes through the same albumentations pipeline), with the same loss, optimizer and batch size,
 in one process, each after its own warm-up. They differ only in what the framework decides:
 
-(a) segexp: `segexp.engine.train_one_epoch` as a user configures it: uint8 batches normalised
-    on the device, autocast (bf16 on CUDA), channels-last, fused optimizer, loss read every
-    `trainer.log_every_n_steps` steps, DataLoader workers / pinned memory / persistent workers.
+(a) segexp: `segexp.training.epoch.train_one_epoch` as a user configures it: uint8 batches
+    normalised on the device (in the model), autocast (bf16 on CUDA), channels-last, fused
+    optimizer, loss read every `trainer.log_every_n_steps` steps, DataLoader workers / pinned
+    memory / persistent workers.
 (b) reference: the course's loop: `ToTensor` + `Normalize` on the CPU inside the Dataset, fp32,
     `loss.item()` every step, `DataLoader(dataset, batch_size, shuffle=True)` defaults.
 
@@ -37,15 +38,13 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import functional as TF
 
-from segexp.app import CONFIG_DIR
-from segexp.config import build
-from segexp.data.loaders import build_splits
-from segexp.engine import train_one_epoch
-from segexp.models.build import build_model
-from segexp.runtime import make_device, seed_everything
-from segexp.speed import maybe_compile
-from segexp.transfer import build_optimizer
-from segexp.writers import NullWriter
+from segexp.config.build import build
+from segexp.config.paths import CONFIG_DIR
+from segexp.runtime.device import make_device, seed_everything
+from segexp.training.epoch import train_one_epoch
+from segexp.training.experiment import build_experiment
+from segexp.training.loggers import NullWriter
+from segexp.training.optim import build_optimizer
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -98,6 +97,7 @@ def compose_config(args: argparse.Namespace) -> object:
         f"dataset.batch_size={args.batch_size}",
         f"dataset.num_workers={args.workers}",
         f"dataset.train.num_samples={samples}",
+        "trainer.epochs=1",  # one epoch of warm-up + timed steps: the schedule's length
         f"trainer.device={args.device}",
         *args.set,
     ]
@@ -162,51 +162,37 @@ def _take(iterator, n: int):
 
 def run_segexp(cfg, args) -> dict:
     seed_everything(int(cfg.seed), False, bool(cfg.trainer.cudnn_benchmark))
-    dev = make_device(cfg)
-    splits = build_splits(cfg, pin_memory=dev.device.type == "cuda")
-    model = build_model(cfg.model).to(dev.device)
-    if dev.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    net = maybe_compile(model, cfg.trainer.compile)
-    loss_fn = build(cfg.loss).to(dev.device)
-    optimizer = build_optimizer(cfg.optimizer, model, dev.device, cfg.trainer.fused_optimizer)
-    scheduler = build(cfg.scheduler)(optimizer=optimizer, total_steps=args.warmup + args.steps)
-    scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
-
+    exp = build_experiment(cfg)
+    splits, dev, model = exp.splits, exp.dev, exp.model
     prefill(splits.train.dataset)
 
     def step(batches, num_batches: int) -> None:
         train_one_epoch(
-            net,
-            loss_fn,
-            optimizer,
-            scheduler,
-            scaler,
-            batches,
-            dev,
-            NullWriter(),
-            epoch=1,
-            global_step=0,
+            exp.train_model, exp.loss_fn, exp.optimizer, exp.scheduler, exp.scaler,
+            batches, dev, NullWriter(), epoch=1, global_step=0,
             grad_clip_norm=cfg.trainer.grad_clip_norm,
             log_every_n_steps=int(cfg.trainer.log_every_n_steps),
             num_batches=num_batches,
-        )
+        )  # fmt: skip
 
     result = measure(step, splits.train, args.steps, args.warmup, dev.device, args.batch_size)
     result["forward_gflops_per_image"] = forward_flops(model, cfg, dev.device) / 1e9
-    result["precision"] = str(dev.amp_dtype or "fp32").replace("torch.", "")
+    result["precision"] = dev.precision
     return result
 
 
 def run_reference(cfg, args) -> dict:
     seed_everything(int(cfg.seed), False)
-    device = make_device(cfg).device
+    exp = build_experiment(cfg, training=False)  # the same model and loss, nothing else
+    device, model, loss_fn = (
+        exp.dev.device,
+        exp.model.to(memory_format=torch.contiguous_format),
+        exp.loss_fn,
+    )
     source = build(cfg.dataset.train, transform=build(cfg.aug.train))
     prefill(source)
     dataset = CourseDataset(source, list(cfg.dataset.mean), list(cfg.dataset.std))
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
-    model = build_model(cfg.model).to(device)
-    loss_fn = build(cfg.loss).to(device)
     optimizer = build_optimizer(cfg.optimizer, model, device, fused=False)
     model.train()
 
@@ -260,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = compose_config(args)
     reference = run_reference(cfg, args)
     ours = run_segexp(cfg, args)
-    device = make_device(cfg).device
+    device = make_device(cfg.trainer).device
     flops = ours["forward_gflops_per_image"] * 1e9
     for result in (ours, reference):
         result["mfu"] = 3 * flops * result["images_per_s"] / (args.peak_tflops * 1e12)

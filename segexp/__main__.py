@@ -1,8 +1,4 @@
-import sys
-
-from segexp.app import main
-from segexp.distributed import hydra_overrides
+from segexp.train import cli
 
 if __name__ == "__main__":
-    sys.argv += hydra_overrides()  # ranks > 0 under torchrun keep Hydra's files out of the run
-    main()
+    cli()

@@ -1,4 +1,5 @@
-"""`python -m segexp.audit dataset=...`: check a dataset's files and labels before training.
+"""`segexp-audit dataset=...` (python -m segexp.audit): check a dataset's files and labels
+before training.
 
 Prints a table (samples per split, missing or unreadable files, size mismatches, mask values
 against num_classes, per-class pixel frequency, median-frequency class weights, image mean/std),
@@ -6,7 +7,6 @@ writes the same as audit.json in its run folder, and exits non-zero on fatal pro
 """
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,14 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from segexp.app import CONFIG_DIR
-from segexp.config import build, class_names
+from segexp.config.build import build, class_names
+from segexp.config.cli import run_tool
+from segexp.config.paths import CONFIG_DIR
 from segexp.data.layout import SPLITS
 from segexp.data.scan import findings, median_frequency_weights, scan_split
 from segexp.errors import SegexpError
-from segexp.preview import write_sample_preview
-from segexp.summary import write_json
+from segexp.storage.files import write_json
+from segexp.visual.samples import write_sample_preview
 
 log = logging.getLogger("segexp.audit")
 
@@ -125,24 +126,26 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="audit")
-def main(cfg: DictConfig) -> None:
+def run_audit(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if OmegaConf.is_missing(cfg.dataset, "root"):
-        log.error("dataset.root is not set: add dataset.root=/path/to/your/data")
-        sys.exit(1)
+        raise SegexpError("dataset.root is not set: add dataset.root=/path/to/your/data")
     report = audit(cfg)
     write_json(report, run_dir / "audit.json")
     log.info("%s", format_report(report))
     log.info("written: %s", run_dir / "audit.json")
-    if cfg.get("preview") and not report["fatal"]:
-        try:
-            log.info("preview: %s", write_sample_preview(cfg, run_dir, None, None, cfg.num_preview))
-        except SegexpError as err:
-            log.error("%s", err)
-            sys.exit(1)
     if report["fatal"]:
-        sys.exit(1)
+        raise SegexpError(
+            f"{len(report['fatal'])} fatal problem(s), listed above: fix them before training"
+        )
+    if cfg.get("preview"):
+        log.info("preview: %s", write_sample_preview(cfg, run_dir, None, None, cfg.num_preview))
+    return report
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="audit")
+def main(cfg: DictConfig) -> None:
+    run_tool(run_audit, cfg)
 
 
 if __name__ == "__main__":

@@ -1,191 +1,134 @@
-"""`python -m segexp.evaluate run=<run folder> [split=test | data=<folder>] [tta=flip] ...`
+"""`segexp-evaluate run=<run folder> [split=test | data=<folder>] [inference.tta=flip] ...`
 
-Loads a run's checkpoint and config, evaluates a split of the run's dataset or any folder of
-images/ + masks/, and writes metrics.json, per_class.csv and confusion.png.
+Scores a run's checkpoint on a split of its dataset or on any folder of images/ + masks/, with
+the same data checks, evaluation transform, inference pipeline and evaluation loop as training's
+final test pass, at the labels' own resolution. Writes metrics.json, per_class.csv and
+confusion.png (conf/evaluate.yaml lists every option).
 """
 
-import csv
 import functools
 import logging
 from pathlib import Path
 from typing import Any
 
-import torch
+import hydra
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from segexp.cli import parse_args, run_tool
-from segexp.config import build, class_names
-from segexp.data.collate import pad_collate
+from segexp.config.build import build
+from segexp.config.cli import run_tool
+from segexp.config.paths import CONFIG_DIR
+from segexp.data.checks import check_datasets
+from segexp.data.collate import list_collate
 from segexp.data.folder import FolderSegmentation
+from segexp.data.loaders import evaluation_transform
+from segexp.data.sample import EvaluationSamples
 from segexp.errors import SegexpError
-from segexp.inference import InferenceOptions, predict_probs
-from segexp.metrics import ConfusionMatrix
-from segexp.rundir import LoadedRun, load_run
-from segexp.summary import metrics_table, write_json
+from segexp.evaluation.loop import evaluate
+from segexp.evaluation.outputs import save_class_map, save_confusion_png, write_per_class_csv
+from segexp.evaluation.pipeline import InferenceOptions
+from segexp.metrics.table import metrics_table
+from segexp.storage.files import write_json
+from segexp.training.experiment import LoadedRun, load_run
 
 log = logging.getLogger("segexp")
-DEFAULTS: dict[str, Any] = {
-    "run": "???",
-    "checkpoint": "best",  # best | last | path to a .pt file
-    "split": "test",  # train | val | test of the run's dataset
-    "data": "",  # a folder with images/ and masks/ instead of a split
-    "binary_masks": False,  # with data=: masks stored as 0/255 become 0/1
-    "output": "",  # default: next to the checkpoint
-    "tta": "none",  # none | flip | flip_hv
-    "sliding_window": False,
-    "tile": "",  # HxW, e.g. 256x256; default: the run's dataset.image_size
-    "overlap": 0.5,
-    "tile_batch": 8,
-    "batch_size": 0,  # 0: the run's dataset.batch_size
-    "device": "auto",
-}
-USAGE = __doc__ + "\noptions (defaults): " + " ".join(f"{k}={v}" for k, v in DEFAULTS.items())
 
 
-def inference_options(opts: dict[str, Any], image_size) -> InferenceOptions:
-    tile = None
-    if opts["sliding_window"]:
-        if opts["tile"]:
-            try:
-                tile = tuple(int(v) for v in str(opts["tile"]).lower().split("x"))
-            except ValueError:
-                tile = ()
-            if len(tile) != 2:
-                raise SegexpError(f"tile={opts['tile']}: write it as HEIGHTxWIDTH, e.g. 256x256")
-        else:
-            tile = (int(image_size[0]), int(image_size[1]))
-    return InferenceOptions(
-        tile=tile, overlap=opts["overlap"], tile_batch=opts["tile_batch"], tta=opts["tta"]
+def folder_dataset(run_cfg: DictConfig, root: Path, mask_mode: str | None) -> FolderSegmentation:
+    """images/ + masks/ under ``root``, decoded with the run's dataset settings."""
+    dataset = run_cfg.dataset
+    return FolderSegmentation(
+        root / "images",
+        root / "masks",
+        in_channels=int(dataset.in_channels),
+        mask_mode=str(mask_mode or dataset.get("mask_mode", "index")),
+        colors=dataset.get("colors"),
+        ignore_index=int(dataset.ignore_index),
+        uint16_scale=str(dataset.get("uint16_scale", "full")),
     )
 
 
-def build_dataset(run: LoadedRun, opts: dict[str, Any]):
-    cfg = run.cfg
-    if opts["data"]:
-        root = Path(opts["data"])
-        return FolderSegmentation(
-            root / "images",
-            root / "masks",
-            in_channels=int(cfg.dataset.in_channels),
-            binary_masks=opts["binary_masks"],
-            ignore_index=int(cfg.dataset.ignore_index),
-        )
-    split = opts["split"]
-    if split not in {"train", "val", "test"}:
-        raise SegexpError(f"split={split}: use train, val or test (or data=<folder>)")
-    eval_tf = build(cfg.aug.eval) if cfg.aug.get("eval") is not None else None
-    return build(cfg.dataset[split], transform=eval_tf)
+def scored_dataset(run: LoadedRun, cfg: DictConfig):
+    """The split or folder to score, after the same label check training runs."""
+    dataset_cfg = run.cfg.dataset
+    if cfg.data:
+        data = folder_dataset(run.cfg, Path(cfg.data), cfg.dataset.mask_mode)
+        source = f"data={cfg.data}"
+    else:
+        if cfg.split not in {"train", "val", "test"}:
+            raise SegexpError(f"split={cfg.split}: use train, val or test (or data=<folder>)")
+        data = build(dataset_cfg[cfg.split])
+        source = f"the {cfg.split} split of dataset '{dataset_cfg.name}'"
+    if len(data) == 0:
+        raise SegexpError(f"no images to evaluate in {source}")
+    num_classes, ignore_index = int(dataset_cfg.num_classes), int(dataset_cfg.ignore_index)
+    check_datasets({cfg.split: data}, num_classes, ignore_index, source)
+    return EvaluationSamples(data, evaluation_transform(run.cfg))
 
 
-@torch.inference_mode()
-def confusion_of(run: LoadedRun, loader, options: InferenceOptions) -> ConfusionMatrix:
-    """The confusion matrix of the run's model over ``loader``, exactly as training evaluates."""
-    cfg, dev = run.cfg, run.dev
-    confusion = ConfusionMatrix(
-        int(cfg.dataset.num_classes), int(cfg.dataset.ignore_index), dev.device
-    )
-    plain = options.tile is None and options.tta == "none"
-    for raw_images, raw_masks in tqdm(loader, desc="evaluate", unit="batch", leave=False):
-        images, masks = dev.batch(raw_images, raw_masks)
-        with dev.autocast():
-            # Plain inference takes the argmax of the logits, as training's evaluate() does.
-            scores = run.model(images) if plain else predict_probs(run.model, images, options)
-        confusion.update(scores.argmax(dim=1), masks)
-    confusion.all_reduce()
-    return confusion
-
-
-def save_confusion_png(matrix: torch.Tensor, names: list[str], path: Path) -> None:
-    """Row-normalised (recall) heat map with the pixel counts written in each cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = matrix.cpu().double()
-    rows = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
-    size = 1.0 + 0.7 * len(names)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    image = ax.imshow(rows.numpy(), cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("ground truth")
-    if len(names) <= 12:
-        for i in range(len(names)):
-            for j in range(len(names)):
-                colour = "white" if rows[i, j] > 0.5 else "black"
-                ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", color=colour)
-    fig.colorbar(image, ax=ax, label="fraction of the ground-truth row")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def write_per_class_csv(metrics: dict[str, Any], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["class", "iou", "dice"])
-        for name, iou in metrics["per_class_iou"].items():
-            writer.writerow([name, iou, metrics["per_class_dice"][name]])
-
-
-def output_dir(run: LoadedRun, opts: dict[str, Any]) -> Path:
-    if opts["output"]:
-        return Path(opts["output"])
-    source = Path(opts["data"]).name if opts["data"] else opts["split"]
+def output_dir(run: LoadedRun, cfg: DictConfig, options: InferenceOptions) -> Path:
+    if cfg.output:
+        return Path(cfg.output)
+    source = Path(cfg.data).name if cfg.data else cfg.split
     tag = f"eval_{run.checkpoint.stem}_{source}"
-    if opts["tta"] != "none":
-        tag += f"_tta-{opts['tta']}"
-    if opts["sliding_window"]:
+    if options.tta != "none":
+        tag += f"_tta-{options.tta}"
+    if options.tile is not None:
         tag += "_sliding"
     return run.checkpoint.parent / tag
 
 
-def evaluate_run(opts: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate as ``opts`` (DEFAULTS updated) say; returns what metrics.json holds."""
-    run = load_run(opts["run"], opts["checkpoint"], opts["device"])
-    cfg = run.cfg
-    options = inference_options(opts, cfg.dataset.image_size)
-    dataset = build_dataset(run, opts)
-    if len(dataset) == 0:
-        raise SegexpError(f"no images to evaluate in {opts['data'] or opts['split']}")
+def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate as ``cfg`` (conf/evaluate.yaml) says; returns what metrics.json holds."""
+    options = build(cfg.inference)
+    run = load_run(cfg.run, cfg.checkpoint, cfg.device)
+    dataset = scored_dataset(run, cfg)
+    batch_size = int(cfg.batch_size or run.cfg.dataset.batch_size)
     loader = DataLoader(
         dataset,
-        batch_size=int(opts["batch_size"] or cfg.dataset.batch_size),
-        num_workers=int(cfg.dataset.num_workers),
-        collate_fn=functools.partial(pad_collate, ignore_index=int(cfg.dataset.ignore_index)),
+        batch_size=batch_size,
+        num_workers=int(run.cfg.dataset.num_workers),
+        collate_fn=list_collate,
     )
-    confusion = confusion_of(run, loader, options)
-    names = class_names(cfg.dataset)
-    metrics = confusion.compute(names)
-    out = output_dir(run, opts)
+    out = output_dir(run, cfg, options)
+    on_sample = None
+    if cfg.save_predictions:
+        (out / "predictions").mkdir(parents=True, exist_ok=True)
+        on_sample = functools.partial(_save_prediction, out / "predictions", dataset.names)
+    exp = run.experiment
+    evaluate(
+        exp.model, loader, exp.dev, exp.confusion,
+        num_batches=len(loader), options=options, desc="evaluate", on_sample=on_sample,
+    )  # fmt: skip
+    metrics = exp.confusion.compute(exp.class_names)
     out.mkdir(parents=True, exist_ok=True)
     result = {
         "run_dir": str(run.run_dir),
         "checkpoint": str(run.checkpoint),
-        "data": opts["data"] or f"{cfg.dataset.name}:{opts['split']}",
+        "data": cfg.data or f"{run.cfg.dataset.name}:{cfg.split}",
         "num_images": len(dataset),
-        "tta": options.tta,
-        "sliding_window": {"tile": list(options.tile), "overlap": options.overlap}
-        if options.tile
-        else None,
-        "device": str(run.dev.device),
+        "scored_at": "the labels' own resolution",
+        "inference": OmegaConf.to_container(cfg.inference),
+        "device": str(exp.dev.device),
         **metrics,
-        "confusion_matrix": confusion.matrix.cpu().tolist(),
+        "confusion_matrix": exp.confusion.matrix.cpu().tolist(),
     }
     write_per_class_csv(metrics, out / "per_class.csv")
-    save_confusion_png(confusion.matrix, names, out / "confusion.png")
+    save_confusion_png(exp.confusion.matrix, exp.class_names, out / "confusion.png")
     write_json(result, out / "metrics.json")  # last: its presence means the others are complete
     log.info("%s\n%s", result["data"], metrics_table({"eval": metrics}))
     log.info("written to %s", out)
     return result
 
 
-def main(argv: list[str]) -> dict[str, Any]:
-    return evaluate_run(parse_args(argv, DEFAULTS, USAGE))
+def _save_prediction(folder: Path, names: list[str], index: int, prediction, _target) -> None:
+    save_class_map(prediction, folder / f"{names[index]}.png")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    run_tool(evaluate_run, cfg)
 
 
 if __name__ == "__main__":
-    run_tool(main)
+    main()

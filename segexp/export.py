@@ -1,67 +1,42 @@
-"""`python -m segexp.export run=<run folder> format=onnx|torchscript [output=<file>]`
+"""`segexp-export run=<run folder> format=onnx|torchscript [output=<file>]`
 
-The exported graph takes uint8 images (N, C, H, W) of any height and width, normalises them
-with the run's mean and std, and returns logits (N, num_classes, H, W).
+The exported graph is the run's model itself (models/wrapper.py): uint8 images (N, C, H, W) in,
+normalised with the run's mean and std, padded to the model's size multiple and cropped back,
+logits (N, classes, H, W) out. Before the file is kept, the exported graph is run at the
+training size and at ``check_sizes`` and compared with the PyTorch model; a size where they
+differ is refused by name and nothing is written (conf/export.yaml lists every option).
 """
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+import hydra
+import numpy as np
 import torch
-import torch.nn.functional as F
+from omegaconf import DictConfig
 from torch import nn
 
-from segexp.cli import parse_args, run_tool
+from segexp.config.cli import run_tool
+from segexp.config.paths import CONFIG_DIR
 from segexp.errors import SegexpError
+from segexp.training.experiment import load_run
 
 log = logging.getLogger("segexp")
-DEFAULTS: dict[str, Any] = {
-    "run": "???",
-    "checkpoint": "best",
-    "format": "onnx",  # onnx | torchscript
-    "output": "",  # default: checkpoints/<checkpoint>.onnx or .torchscript.pt
-    "size_divisor": 32,
-    "opset": 18,
-    "overwrite": False,
-}
-USAGE = __doc__ + "\noptions (defaults): " + " ".join(f"{k}={v}" for k, v in DEFAULTS.items())
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+TOLERANCE = 1e-4  # largest absolute logit difference accepted between the graph and the model
+
+Runner = Callable[[torch.Tensor], np.ndarray]
 
 
-class Deployable(nn.Module):
-    """uint8 images in, logits out: normalisation and size padding live inside the graph.
-
-    H and W are padded (with the mean, i.e. zeros after normalisation) up to a multiple of
-    ``size_divisor`` and the logits cropped back. Exporters record one branch of shape-dependent
-    Python code (the U-Net's skip alignment, smp's divisibility check), and padding makes every
-    input size take the branch that was recorded.
-    """
-
-    def __init__(self, model: nn.Module, mean, std, size_divisor: int = 32) -> None:
-        super().__init__()
-        self.model = model
-        self.size_divisor = int(size_divisor)
-        self.register_buffer(
-            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
-        )
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = (image.float() - self.mean) / self.std
-        height, width = x.shape[-2], x.shape[-1]
-        pad_h = (self.size_divisor - height % self.size_divisor) % self.size_divisor
-        pad_w = (self.size_divisor - width % self.size_divisor) % self.size_divisor
-        x = F.pad(x, (0, pad_w, 0, pad_h))
-        return self.model(x)[..., :height, :width]
-
-
-def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, opset: int = 18) -> None:
+def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, opset: int) -> Runner:
     try:
         import onnx  # noqa: F401
+        import onnxruntime
     except ImportError:
         raise SegexpError(
-            "format=onnx needs the onnx package: pip install 'segexp[export]'"
+            "format=onnx needs the onnx and onnxruntime packages (onnxruntime checks the "
+            "exported graph): pip install 'segexp[export]'"
         ) from None
     torch.onnx.export(
         module,
@@ -76,53 +51,85 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, opset: int
         opset_version=opset,
         dynamo=False,
     )
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"image": x.numpy()})[0]
 
 
-def export_torchscript(module: nn.Module, example: torch.Tensor, path: Path) -> None:
+def export_torchscript(module: nn.Module, example: torch.Tensor, path: Path) -> Runner:
     with torch.no_grad():
         traced = torch.jit.trace(module, example)
     traced.save(str(path))
+    loaded = torch.jit.load(str(path))
+    return lambda x: loaded(x).detach().numpy()
 
 
-def export_run(opts: dict[str, Any]) -> Path:
-    from segexp.rundir import load_run
+@torch.no_grad()
+def check_graph(run_graph: Runner, model: nn.Module, sizes: list[tuple[int, int]], channels: int):
+    """Refuse (SegexpError naming the size) when the graph's logits differ from the model's."""
+    generator = torch.Generator().manual_seed(0)
+    for height, width in sizes:
+        images = torch.randint(0, 256, (1, channels, height, width), generator=generator)
+        images = images.to(torch.uint8)
+        expected = model(images).numpy()
+        try:
+            got = run_graph(images)
+        except Exception as err:  # the runtime's own errors: a size the graph cannot take
+            raise SegexpError(
+                f"the exported graph cannot run at {height}x{width} ({type(err).__name__}: "
+                f"{str(err).strip().splitlines()[0][:200]}): export refused"
+            ) from None
+        worst = float(np.abs(got - expected).max()) if got.shape == expected.shape else np.inf
+        if not worst < TOLERANCE:
+            raise SegexpError(
+                f"the exported graph differs from the model at {height}x{width} (max |logit "
+                f"difference| {worst:.3g} >= {TOLERANCE}): export refused; this model cannot be "
+                "exported for that size"
+            )
+        log.info("checked %dx%d: max |logit difference| %.2e", height, width, worst)
 
-    fmt = opts["format"]
+
+def export_run(cfg: DictConfig) -> Path:
+    fmt = cfg.format
     if fmt not in SUFFIX:
         raise SegexpError(f"format={fmt}: use onnx or torchscript")
-    run = load_run(opts["run"], opts["checkpoint"], "cpu")
-    path = Path(opts["output"]) if opts["output"] else run.checkpoint.with_suffix(SUFFIX[fmt])
-    if path.exists() and not opts["overwrite"]:
+    run = load_run(cfg.run, cfg.checkpoint, "cpu")
+    path = Path(cfg.output) if cfg.output else run.checkpoint.with_suffix(SUFFIX[fmt])
+    if path.exists() and not cfg.overwrite:
         raise SegexpError(f"{path} already exists: choose another output= or pass overwrite=true")
-    cfg = run.cfg
-    module = Deployable(run.model.float(), cfg.dataset.mean, cfg.dataset.std, opts["size_divisor"])
-    module.eval()
-    height, width = (int(s) for s in cfg.dataset.image_size)
-    example = torch.randint(
-        0, 256, (1, int(cfg.dataset.in_channels), height, width), dtype=torch.uint8
-    )
+    model = run.model.float().eval()
+    channels = int(run.cfg.dataset.in_channels)
+    height, width = (int(s) for s in run.cfg.dataset.image_size)
+    sizes = [(height, width), *((int(h), int(w)) for h, w in cfg.check_sizes)]
+    too_small = [s for s in sizes if min(s) < model.size_multiple]
+    if too_small:
+        raise SegexpError(
+            f"check_sizes {too_small} are smaller than the model's size multiple "
+            f"({model.size_multiple}): the exported graph serves heights and widths of at "
+            f"least {model.size_multiple}"
+        )
+    example = torch.randint(0, 256, (1, channels, height, width), dtype=torch.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         if fmt == "onnx":
-            export_onnx(module, example, tmp, opts["opset"])
+            run_graph = export_onnx(model, example, tmp, int(cfg.opset))
         else:
-            export_torchscript(module, example, tmp)
+            run_graph = export_torchscript(model, example, tmp)
+        check_graph(run_graph, model, sizes, channels)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
     log.info(
-        "exported %s -> %s (input: uint8 N x %d x H x W; output: logits)",
-        run.checkpoint,
-        path,
-        int(cfg.dataset.in_channels),
-    )
+        "exported %s -> %s (input: uint8 N x %d x H x W with H, W >= %d; output: logits)",
+        run.checkpoint, path, channels, model.size_multiple,
+    )  # fmt: skip
     return path
 
 
-def main(argv: list[str]) -> Path:
-    return export_run(parse_args(argv, DEFAULTS, USAGE))
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+def main(cfg: DictConfig) -> None:
+    run_tool(export_run, cfg)
 
 
 if __name__ == "__main__":
-    run_tool(main)
+    main()

@@ -1,56 +1,49 @@
-"""`python -m segexp.predict run=<run folder> input=<image or folder> output=<folder>`
+"""`segexp-predict run=<run folder> input=<image or folder> output=<folder>`
 
-Writes, for each input image, masks/<stem>.png (class indices), overlays/<stem>.png (the image
-with the classes' colours blended in) and, with --save-probs, probs/<stem>.npy (float16,
-num_classes x H x W). Images of any size go through a sliding window of the training size
-(smaller ones are padded up to one tile, which also keeps models that need sizes divisible by
-32 working); sliding_window=false runs the model once on the whole image instead.
+Segments images with a trained run: each is decoded as training decodes it, goes through the
+run's evaluation transform and the same inference pipeline as evaluation, and its mask comes
+back at the image's own size. Writes masks/<stem>.png (class indices), overlays/<stem>.png and,
+with save_probs=true, probs/<stem>.npy (conf/predict.yaml lists every option).
 """
 
 import logging
 from pathlib import Path
-from typing import Any
 
+import hydra
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
 
-from segexp.cli import parse_args, run_tool
-from segexp.data.folder import IMAGE_SUFFIXES, list_images, read_array
+from segexp.config.build import build
+from segexp.config.cli import run_tool
+from segexp.config.paths import CONFIG_DIR
+from segexp.data.decode import IMAGE_SUFFIXES, image_size, read_image
+from segexp.data.layout import list_images
+from segexp.data.loaders import evaluation_transform
+from segexp.data.sample import image_tensor
 from segexp.errors import SegexpError
-from segexp.inference import predict_probs
-from segexp.visualize import overlay, palette
+from segexp.evaluation.outputs import save_class_map
+from segexp.evaluation.pipeline import predict_image, to_probabilities
+from segexp.training.experiment import load_run
+from segexp.visual.colours import overlay, palette
 
 log = logging.getLogger("segexp")
-DEFAULTS: dict[str, Any] = {
-    "run": "???",
-    "input": "???",
-    "output": "???",
-    "checkpoint": "best",
-    "sliding_window": True,
-    "tile": "",  # HxW; default: the run's dataset.image_size
-    "overlap": 0.5,
-    "tile_batch": 8,
-    "tta": "none",
-    "save_probs": False,
-    "alpha": 0.5,  # overlay opacity of the class colours
-    "overwrite": False,
-    "device": "auto",
-}
-USAGE = __doc__ + "\noptions (defaults): " + " ".join(f"{k}={v}" for k, v in DEFAULTS.items())
+SUFFIX = {"masks": ".png", "overlays": ".png", "probs": ".npy"}
 
 
 def input_images(path: Path) -> list[Path]:
+    """The images to segment, each checked to open (as training checks its files) before any
+    output is written."""
     if path.is_file():
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             raise SegexpError(f"input={path} is not an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return [path]
-    if not path.exists():
+        images = [path]
+    elif not path.exists():
         raise SegexpError(f"input={path} does not exist: give an image file or a folder of images")
-    images = list_images(path)
-    if not images:
-        raise SegexpError(f"input={path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    else:
+        images = list_images(path)
     stems = [p.stem for p in images]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
@@ -58,66 +51,66 @@ def input_images(path: Path) -> list[Path]:
             f"input={path} has several images with the stem {duplicates[0]!r}: outputs are named "
             "by stem, so rename one of them"
         )
+    for image in images:
+        image_size(image)
     return images
 
 
-def predict(opts: dict[str, Any]) -> list[Path]:
-    """Segment every input image; returns the mask files written."""
-    from segexp.evaluate import inference_options
-    from segexp.rundir import load_run
-
-    images = input_images(Path(opts["input"]))
-    out = Path(opts["output"])
+def output_folders(cfg: DictConfig, images: list[Path]) -> dict[str, Path]:
+    out = Path(cfg.output)
     folders = {"masks": out / "masks", "overlays": out / "overlays"}
-    if opts["save_probs"]:
+    if cfg.save_probs:
         folders["probs"] = out / "probs"
-    suffix = {"masks": ".png", "overlays": ".png", "probs": ".npy"}
-    targets = [folders[k] / f"{p.stem}{suffix[k]}" for p in images for k in folders]
+    targets = [folders[k] / f"{p.stem}{SUFFIX[k]}" for p in images for k in folders]
     existing = [t for t in targets if t.exists()]
-    if existing and not opts["overwrite"]:
+    if existing and not cfg.overwrite:
         raise SegexpError(
             f"{existing[0]} already exists ({len(existing)} output file(s) would be replaced): "
             "choose another output= or pass overwrite=true"
         )
-    run = load_run(opts["run"], opts["checkpoint"], opts["device"])
-    cfg, dev = run.cfg, run.dev
-    num_classes = int(cfg.dataset.num_classes)
-    if num_classes > 256:
-        raise SegexpError(f"{num_classes} classes do not fit an 8-bit mask PNG")
-    mode = {1: "L", 3: "RGB"}[int(cfg.dataset.in_channels)]
-    options = inference_options(opts, cfg.dataset.image_size)
-    colours = palette(num_classes)
+    return folders
+
+
+@torch.inference_mode()
+def predict(cfg: DictConfig) -> list[Path]:
+    """Segment every input image; returns the mask files written."""
+    options = build(cfg.inference)
+    images = input_images(Path(cfg.input))
+    folders = output_folders(cfg, images)
+    run = load_run(cfg.run, cfg.checkpoint, cfg.device)
+    dataset, dev = run.cfg.dataset, run.dev
+    transform = evaluation_transform(run.cfg)
+    colours = palette(int(dataset.num_classes))
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     written = []
     for path in tqdm(images, desc="predict", unit="image"):
-        image = read_array(path, mode)
-        pixels = torch.from_numpy(image.reshape(*image.shape[:2], -1).copy())
-        batch = pixels.permute(2, 0, 1)[None]
-        normalised, _ = dev.batch(batch, torch.zeros(1, 1, 1))
+        image = read_image(path, int(dataset.in_channels), str(dataset.get("uint16_scale", "full")))
+        x = dev.images(image_tensor(image, transform)[None])
         with dev.autocast():
             # Accumulating on the host keeps device memory bounded by the tile batch.
-            probs = predict_probs(run.model, normalised, options, accumulate_on="cpu")[0].cpu()
-        mask = probs.argmax(dim=0).numpy().astype(np.uint8)
-        Image.fromarray(mask).save(folders["masks"] / f"{path.stem}.png")
-        Image.fromarray(overlay(image, mask, colours, float(opts["alpha"]))).save(
-            folders["overlays"] / f"{path.stem}.png"
-        )
-        if opts["save_probs"]:
-            np.save(folders["probs"] / f"{path.stem}.npy", probs.numpy().astype(np.float16))
+            scores = predict_image(run.model, x, image.shape[:2], options, accumulate_on="cpu")
+        mask = scores.argmax(dim=1)[0].cpu()
+        save_class_map(mask, folders["masks"] / f"{path.stem}.png")
+        blended = overlay(image, mask.numpy(), colours, float(cfg.alpha))
+        Image.fromarray(blended).save(folders["overlays"] / f"{path.stem}.png")
+        if cfg.save_probs:
+            probs = to_probabilities(scores, options)[0].cpu().numpy().astype(np.float16)
+            np.save(folders["probs"] / f"{path.stem}.npy", probs)
         written.append(folders["masks"] / f"{path.stem}.png")
     log.info(
         "%d image(s) segmented: masks, overlays%s in %s",
         len(written),
-        ", probabilities" if opts["save_probs"] else "",
-        out,
+        ", probabilities" if cfg.save_probs else "",
+        cfg.output,
     )
     return written
 
 
-def main(argv: list[str]) -> list[Path]:
-    return predict(parse_args(argv, DEFAULTS, USAGE))
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    run_tool(predict, cfg)
 
 
 if __name__ == "__main__":
-    run_tool(main)
+    main()

@@ -1,282 +1,34 @@
-"""Sweep report: report.md, report.csv and report.png in a multirun folder.
+"""`segexp-report sweep=<multirun folder>`: write (again) a sweep's report.md, report.csv and
+report.png; conf/report.yaml lists the options."""
 
-    python -m segexp.report outputs/multirun/<date>/<time>
-
-Written automatically at the end of every multirun (segexp.sweep_callback); this command
-regenerates it, also for a sweep that is still running or was interrupted.
-"""
-
-import argparse
-import csv
 import logging
-import math
-import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+import hydra
+from omegaconf import DictConfig
 
-from segexp.errors import SegexpError
-from segexp.paired import Comparison, compare
-from segexp.sweep_jobs import (
-    Job,
-    Variant,
-    common_overrides,
-    group_variants,
-    load_jobs,
-    override_key,
-)
+from segexp.config.cli import run_tool
+from segexp.config.paths import CONFIG_DIR
+from segexp.sweeps.report import failure_line, write_report
 
-log = logging.getLogger(__name__)
-
-# (column, where in summary.json)
-SCALARS = [
-    (f"{split}_{key}", (split, key))
-    for split in ("val", "test")
-    for key in ("mIoU", "mDice", "pixel_acc")
-] + [("train_time_s", ("train_time_s",)), ("images_per_s", ("images_per_s",))]
+log = logging.getLogger("segexp")
 
 
-def _get(summary: dict[str, Any], path: tuple[str, ...]) -> float:
-    value: Any = summary
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return float("nan") if value is None else float(value)
-
-
-def _class_names(jobs: list[Job]) -> list[str]:
-    names: dict[str, None] = {}
-    for job in jobs:
-        names.update(dict.fromkeys(job.summary.get("test", {}).get("per_class_iou", {})))
-    return list(names)
-
-
-def _columns(class_names: list[str]) -> list[tuple[str, tuple[str, ...]]]:
-    per_class = [
-        (f"{split}_iou_{name}", (split, "per_class_iou", name))
-        for split in ("val", "test")
-        for name in class_names
-    ]
-    return SCALARS + per_class
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    finite = [v for v in values if not math.isnan(v)]
-    if not finite:
-        return float("nan"), float("nan")
-    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
-    return float(np.mean(finite)), std
-
-
-def variant_rows(variants: list[Variant], class_names: list[str]) -> list[dict[str, Any]]:
-    """One dict per variant: seeds, failed, then <column>_mean and <column>_std."""
-    rows = []
-    for variant in variants:
-        done = variant.completed
-        row: dict[str, Any] = {
-            "variant": variant.label,
-            "seeds": len(done),
-            "failed": sum(job.status != "completed" for job in variant.jobs),
-        }
-        for column, path in _columns(class_names):
-            mean, std = _mean_std([_get(job.summary, path) for job in done])
-            row[f"{column}_mean"], row[f"{column}_std"] = mean, std
-        rows.append(row)
-    return rows
-
-
-def _pm(row: dict[str, Any], column: str, digits: int = 3) -> str:
-    mean, std = row[f"{column}_mean"], row[f"{column}_std"]
-    if math.isnan(mean):
-        return "-"
-    return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def _table(header: list[str], lines: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return out + ["| " + " | ".join(cells) + " |" for cells in lines]
-
-
-def _signed(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:+.4f}"
-
-
-def markdown(
-    sweep_dir: Path,
-    jobs: list[Job],
-    common: list[str],
-    rows: list[dict[str, Any]],
-    class_names: list[str],
-    comparisons: list[Comparison],
-) -> str:
-    counts = {s: sum(j.status == s for j in jobs) for s in ("completed", "failed", "interrupted")}
-    unfinished = len(jobs) - sum(counts.values())
-    lines = [
-        f"# Sweep report: {sweep_dir}",
-        "",
-        f"{len(jobs)} jobs: {counts['completed']} completed, {counts['failed']} failed, "
-        f"{counts['interrupted']} interrupted, {unfinished} without summary.json "
-        "(running or killed). Mean ± standard deviation over seeds; val at each run's best "
-        "epoch, test with its weights.",
-        "",
-        f"Overrides common to all jobs: `{' '.join(common) or 'none'}`",
-        "",
-        "## Variants",
-        "",
-    ]
-    lines += _table(
-        ["variant", "seeds", "val mIoU", "val mDice", "val pixel acc", "test mIoU",
-         "test mDice", "test pixel acc", "train time (s)", "images/s"],
-        [
-            [f"`{r['variant']}`", str(r["seeds"])]
-            + [_pm(r, c) for c, _ in SCALARS[:6]]
-            + [_pm(r, "train_time_s", 1), _pm(r, "images_per_s", 1)]
-            for r in rows
-        ],
-    )  # fmt: skip
-    for split in ("test", "val"):
-        lines += ["", f"## Per-class IoU ({split})", ""]
-        lines += _table(
-            ["variant", *class_names],
-            [
-                [f"`{r['variant']}`"] + [_pm(r, f"{split}_iou_{n}") for n in class_names]
-                for r in rows
-            ],
-        )
-    lines += [
-        "",
-        "## Paired differences in test mIoU",
-        "",
-        "Each value of a factor against the factor's first value, all other overrides held "
-        "equal, averaged over the seeds both ran; 95% bootstrap interval over test images "
-        "(2000 resamples of the per-image intersection/union counts, the same images for every "
-        "run). The interval reflects which test images were drawn, not seed-to-seed "
-        "variation: read it together with the standard deviations above.",
-        "",
-    ]
-    if comparisons:
-        lines += _table(
-            ["factor", "held equal", "baseline", "value", "seeds", "Δ test mIoU", "95% CI"],
-            [
-                [c.factor, f"`{c.held}`", c.baseline, c.value, ",".join(c.seeds),
-                 _signed(c.diff), f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]"]
-                for c in comparisons
-            ],
-        )  # fmt: skip
-    else:
-        lines.append("No factor takes two values with the other overrides held equal.")
-    problems = [job for job in jobs if job.status != "completed"]
-    if problems:
-        lines += ["", "## Jobs that did not complete", ""]
-        lines += [
-            f"- `{job.name}` ({' '.join(job.overrides) or 'no overrides'}): {job.status}: "
-            f"{job.reason}"
-            for job in problems
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v
-                             for k, v in row.items()})  # fmt: skip
-    tmp.replace(path)
-
-
-def plot(rows: list[dict[str, Any]], class_names: list[str], path: Path) -> None:
-    """Test mIoU per variant, and per-class test IoU per variant, with standard deviations."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def values(column: str) -> tuple[np.ndarray, np.ndarray]:
-        means = np.array([r[f"{column}_mean"] for r in rows], dtype=float)
-        stds = np.nan_to_num(np.array([r[f"{column}_std"] for r in rows], dtype=float))
-        return means, stds
-
-    labels = [r["variant"] for r in rows]
-    x = np.arange(len(rows))
-    width = max(6.0, 1.2 * len(rows) + 0.6 * len(class_names))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(width, 4.5), constrained_layout=True)
-    means, stds = values("test_mIoU")
-    left.bar(x, means, yerr=stds, capsize=4, color="tab:blue")
-    left.set_title("test mIoU (mean ± std over seeds)")
-    left.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-    left.set_ylim(0, 1)
-    bar = 0.8 / max(len(rows), 1)
-    classes = np.arange(len(class_names))
-    for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
-        means = np.array([row[f"test_iou_{n}_mean"] for n in class_names], dtype=float)
-        stds = np.nan_to_num(np.array([row[f"test_iou_{n}_std"] for n in class_names], float))
-        right.bar(classes + i * bar, means, bar, yerr=stds, capsize=2, label=label)
-    right.set_title("test IoU per class")
-    right.set_xticks(classes + bar * (len(rows) - 1) / 2, class_names, rotation=30, ha="right")
-    right.set_ylim(0, 1)
-    right.legend(fontsize=7)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-
-
-def write_report(sweep_dir: Path, replicates: int = 2000) -> list[Job]:
-    """Writes the three files; returns the jobs (so callers can list the failures)."""
-    sweep_dir = Path(sweep_dir)
-    jobs = load_jobs(sweep_dir)
-    variants = group_variants(jobs)
-    completed = [job for job in jobs if job.status == "completed"]
-    class_names = _class_names(completed)
-    rows = variant_rows(variants, class_names)
-    comparisons = compare(variants, replicates)
-    (sweep_dir / "report.md").write_text(
-        markdown(sweep_dir, jobs, common_overrides(variants), rows, class_names, comparisons)
-    )
-    write_csv(rows, sweep_dir / "report.csv")
-    if completed:
-        plot(rows, class_names, sweep_dir / "report.png")
-    return jobs
-
-
-def failure_line(jobs: list[Job]) -> str:
-    """One line listing the jobs that did not complete (with the overrides that tell them
-    apart), or '' when all did."""
-    bad = [job for job in jobs if job.status != "completed"]
-    if not bad:
-        return ""
-    parsed = [{override_key(o): o for o in job.overrides} for job in jobs]
-    keys = {k for p in parsed for k in p}
-    varying = {k for k in keys if len({p.get(k) for p in parsed}) > 1}
-
-    def label(job: Job) -> str:
-        shown = [o for o in job.overrides if override_key(o) in varying]
-        return f"{job.name} ({' '.join(shown)})" if shown else job.name
-
-    items = "; ".join(f"{label(job)}: {job.reason}" for job in bad)
-    return f"{len(bad)} of {len(jobs)} jobs did not complete: {items}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m segexp.report", description=__doc__)
-    parser.add_argument("sweep_dir", type=Path, help="a multirun folder")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        jobs = write_report(args.sweep_dir)
-    except SegexpError as err:
-        log.error("%s", err)
-        return 1
-    log.info("%s", (args.sweep_dir / "report.md").read_text())
-    log.info("written: %s/report.md, report.csv, report.png", args.sweep_dir)
+def report(cfg: DictConfig) -> Path:
+    sweep_dir = Path(cfg.sweep)
+    jobs = write_report(sweep_dir, int(cfg.replicates))
+    log.info("%s", (sweep_dir / "report.md").read_text())
+    log.info("written: %s/report.md, report.csv, report.png", sweep_dir)
     line = failure_line(jobs)
     if line:
         log.warning("%s", line)
-    return 0
+    return sweep_dir / "report.md"
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="report")
+def main(cfg: DictConfig) -> None:
+    run_tool(report, cfg)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -7,15 +7,15 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from segexp.app import CONFIG_DIR
+from segexp.config.paths import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 
 # A model and a run small enough to take a few seconds on 2 CPU cores, with any dataset...
 TINY_RUN = [
     "name=test",
-    "model.depth=2",
-    "model.base_channels=4",
+    "model.net.depth=2",
+    "model.net.base_channels=4",
     "dataset.image_size=[32,32]",
     "dataset.batch_size=4",
     "trainer.epochs=2",
@@ -55,3 +55,28 @@ def run_cli(*args: str, cwd: Path, module: str = "segexp") -> subprocess.Complet
         text=True,
         timeout=300,
     )
+
+
+def tool_config(name: str, *overrides: str) -> DictConfig:
+    """The config a tool (evaluate, predict, export, report, audit) composes from its command
+    line, e.g. ``tool_config("evaluate", "run=...", "split=val")``."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+def evaluate_tool(*overrides: str) -> dict:
+    from segexp.evaluate import evaluate_run
+
+    return evaluate_run(tool_config("evaluate", *overrides))
+
+
+def predict_tool(*overrides: str) -> list[Path]:
+    from segexp.predict import predict
+
+    return predict(tool_config("predict", *overrides))
+
+
+def export_tool(*overrides: str) -> Path:
+    from segexp.export import export_run
+
+    return export_run(tool_config("export", *overrides))

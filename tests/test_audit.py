@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from segexp.audit import audit, format_report
+from segexp.data.checks import preflight
 from segexp.data.scan import median_frequency_weights
 from segexp.errors import SegexpError
-from segexp.preflight import preflight
 
 from .conftest import REPO, compose_config, run_cli
 from .data_factory import make_split_folders

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from segexp.config import build
+from segexp.config.build import build
 from segexp.data.loaders import build_splits
 
 from .conftest import TINY, compose_config

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segexp.config import validate
+from segexp.config.checks import validate
+from segexp.data.checks import preflight
 from segexp.errors import SegexpError
-from segexp.preflight import preflight
 
 from .conftest import TINY_RUN, compose_config, run_cli
 from .data_factory import make_split_folders

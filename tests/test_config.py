@@ -7,11 +7,10 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from segexp.app import CONFIG_DIR
-from segexp.config import build
-from segexp.models.build import build_model
+from segexp.config.build import build
+from segexp.config.paths import CONFIG_DIR
 from segexp.models.wrapper import SegmentationModel
-from segexp.transfer import build_optimizer
+from segexp.training.optim import build_optimizer
 
 from .conftest import TINY, TINY_RUN, compose_config
 
@@ -30,14 +29,14 @@ def test_every_group_has_options():
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_builds(group, option, tmp_path):
     overrides = [*TINY, f"{group}={option}"]
-    if group == "model" and option != "unet":  # TINY's model.depth etc. are the U-Net's
+    if group == "model" and option != "unet":  # TINY's model.net.depth etc. are the U-Net's
         overrides = [o for o in overrides if not o.startswith("model.")]
     if group == "dataset" and option != "synthetic":
         overrides = [*TINY_RUN, f"{group}={option}", f"dataset.root={tmp_path}"]
     cfg = compose_config(overrides)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     if group == "model":
-        model = build_model(cfg.model)
+        model = build(cfg.model)
         out = model(torch.rand(2, cfg.dataset.in_channels, 32, 32))
         assert out.shape == (2, cfg.dataset.num_classes, 32, 32)
     elif group == "loss":
@@ -58,7 +57,7 @@ def test_option_composes_and_builds(group, option, tmp_path):
 
 def test_class_settings_flow_from_the_dataset():
     cfg = compose_config(["name=test", "dataset.num_classes=7", "dataset.class_names=null"])
-    assert cfg.model.num_classes == 7
+    assert cfg.model.net.num_classes == 7
     assert cfg.loss.losses.dice.num_classes == 7
     cfg = compose_config(["name=test", "dataset.ignore_index=99"])
     assert cfg.loss.losses.ce.ignore_index == 99

@@ -11,15 +11,16 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from segexp import distributed, evaluate
 from segexp.data.loaders import build_splits
-from segexp.distributed import ShardSampler
-from segexp.engine import evaluate as evaluate_split
-from segexp.metrics import ConfusionMatrix
+from segexp.evaluation.loop import evaluate as evaluate_split
+from segexp.metrics.confusion import ConfusionMatrix
 from segexp.models.unet import UNet
-from segexp.runtime import make_device
+from segexp.models.wrapper import SegmentationModel
+from segexp.runtime import distributed
+from segexp.runtime.device import make_device
+from segexp.runtime.distributed import ShardSampler
 
-from .conftest import REPO, TINY, compose_config
+from .conftest import REPO, TINY, compose_config, evaluate_tool
 
 # 9 validation samples: 5 on rank 0, 4 on rank 1, so padding by repetition would show.
 OVERRIDES = [*TINY, "dataset.val.num_samples=9"]
@@ -32,22 +33,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def no_loss(logits, masks):
-    return logits.new_zeros(())
-
-
 def val_confusion() -> tuple[ConfusionMatrix, object]:
     """A fixed model evaluated on the validation split of this process (all of it, or a shard)."""
     cfg = compose_config(OVERRIDES)
     splits = build_splits(cfg)
     torch.manual_seed(0)
-    model = UNet(3, 5, depth=2, base_channels=4)
+    model = SegmentationModel(
+        UNet(3, 5, depth=2, base_channels=4), cfg.dataset.mean, cfg.dataset.std
+    )
     model.train()
     model(torch.randn(4, 3, 32, 32) * (1 + distributed.rank()))  # running stats differ per rank
     distributed.sync_buffers(model)
     confusion = ConfusionMatrix(5, 255)
     evaluate_split(
-        model, no_loss, splits.val, make_device(cfg), confusion, num_batches=splits.val_batches
+        model, splits.val, make_device(cfg.trainer), confusion, num_batches=splits.val_batches
     )
     return confusion, splits.val.sampler
 
@@ -107,6 +106,6 @@ def test_torchrun_two_processes_write_one_run_with_single_process_metrics(tmp_pa
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
 
     for split in ("val", "test"):  # one process, the same weights, the whole split
-        single = evaluate.main([f"run={run_dir}", f"split={split}", f"output={tmp_path / split}"])
+        single = evaluate_tool(f"run={run_dir}", f"split={split}", f"output={tmp_path / split}")
         for key, value in summary[split].items():
             assert single[key] == value, (split, key)

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from segexp.train import fit
+from segexp.training.fit import fit
 
 from .conftest import TINY, run_cli
 
@@ -60,7 +60,7 @@ def test_overfit_batches_learns_the_batch(tiny_config, tmp_path):
         "trainer.epochs=120",
         "optimizer.lr=0.01",
         "scheduler=constant",
-        "model.base_channels=8",
+        "model.net.base_channels=8",
         "logger=none",
     )
     summary = fit(cfg, tmp_path)

@@ -12,15 +12,17 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from segexp.checkpoint import load_checkpoint
-from segexp.config import validate
+from segexp.config.checks import validate
 from segexp.data.loaders import build_splits
-from segexp.engine import Device, train_one_epoch
 from segexp.errors import SegexpError
-from segexp.faults import explain
-from segexp.resume import resume_config
-from segexp.train import fit
-from segexp.writers import NullWriter
+from segexp.models.wrapper import SegmentationModel
+from segexp.runtime.device import Device
+from segexp.storage.checkpoint import load_checkpoint
+from segexp.training.epoch import train_one_epoch
+from segexp.training.faults import explain
+from segexp.training.fit import fit
+from segexp.training.loggers import NullWriter
+from segexp.training.resume import resume_config
 
 from .conftest import REPO, TINY, TINY_RUN, compose_config, run_cli
 
@@ -77,8 +79,8 @@ BAD_CONFIGS = {
     "missing root": (["dataset=folder"], r"dataset\.root is not set: add dataset\.root="),
     "root not a folder": (["dataset=folder", "dataset.root=/no/such/dir"], r"not a folder"),
     "ignore_index in range": (["dataset.ignore_index=1"], r"ignore_index=1 is a class index"),
-    "model channels": (["model.in_channels=1"], r"model\.in_channels=1 but .*in_channels=3"),
-    "unknown encoder": (["+model.encoder_name=resnt34"], r"encoder_name=resnt34 .*resnet34"),
+    "model channels": (["model.net.in_channels=1"], r"model\.in_channels=1 but .*in_channels=3"),
+    "unknown encoder": (["+model.net.encoder_name=resnt34"], r"encoder_name=resnt34 .*resnet34"),
     "unknown precision": (["trainer.precision=fp8"], r"trainer\.precision='fp8'"),
 }
 
@@ -126,8 +128,8 @@ def test_cli_bad_resume_writes_nothing_into_the_named_folder(tmp_path):
 
 def test_cli_non_finite_loss_fails_with_step_epoch_lr_and_a_fix(tmp_path):
     run_dir = tmp_path / "run"
-    # std 0 turns every image into inf/NaN: the loss is NaN from the first step.
-    result = run_cli(*TINY, "dataset.std=[0,0,0]", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    # A learning rate of 1e30 blows the weights up in the first step: the loss is NaN after it.
+    result = run_cli(*TINY, "optimizer.lr=1e30", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 1
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["reason"].startswith("non-finite loss")
@@ -139,7 +141,7 @@ def test_cli_non_finite_loss_fails_with_step_epoch_lr_and_a_fix(tmp_path):
 
 def _steps_with_an_overflow(scaler_enabled: bool) -> tuple[float, list[float]]:
     torch.manual_seed(0)
-    model = torch.nn.Conv2d(1, 2, 1)
+    model = SegmentationModel(torch.nn.Conv2d(1, 2, 1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=scaler_enabled)
@@ -154,7 +156,7 @@ def _steps_with_an_overflow(scaler_enabled: bool) -> tuple[float, list[float]]:
         return loss
 
     batches = [(torch.randint(0, 255, (2, 1, 4, 4), dtype=torch.uint8), torch.zeros(2, 4, 4))] * 4
-    dev = Device(torch.device("cpu"), None, False, torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
+    dev = Device(torch.device("cpu"), None, False)
     mean, _, _ = train_one_epoch(
         model, loss_fn, optimizer, scheduler, scaler, batches, dev, NullWriter(),
         epoch=1, global_step=0, grad_clip_norm=None, log_every_n_steps=2, num_batches=4,
@@ -190,7 +192,7 @@ def first_call_runs_out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
     return real(*args, **kwargs)
 segexp.train.train_one_epoch = first_call_runs_out_of_memory
-from segexp.app import main
+from segexp.train import main
 sys.argv = ["segexp", *sys.argv[1:]]
 main()
 """

@@ -5,16 +5,22 @@ import torch
 from torch import nn
 
 from segexp.errors import SegexpError
-from segexp.inference import (
+from segexp.evaluation.pipeline import (
     InferenceOptions,
+    at_size,
     gaussian_weights,
-    predict_probs,
+    scores,
     sliding_window,
     tile_starts,
+    to_probabilities,
 )
 from segexp.models.unet import UNet
 
 RADIUS = 2  # two 3x3 convolutions: an output pixel sees 2 pixels each way
+
+
+def predict_probs(model: nn.Module, images: torch.Tensor, options: InferenceOptions):
+    return to_probabilities(scores(model, images, options), options)
 
 
 def small_fcn(seed: int = 0) -> nn.Module:
@@ -131,8 +137,36 @@ def test_flip_tta_combines_with_sliding_window():
 
 @pytest.mark.parametrize(
     ("kwargs", "key"),
-    [({"tta": "rot90"}, "tta="), ({"overlap": 1.0}, "overlap="), ({"tile": (0, 8)}, "tile=")],
+    [
+        ({"tta": "rot90"}, "inference.tta="),
+        ({"overlap": 1.0}, "inference.overlap="),
+        ({"tile": (0, 8)}, "inference.tile="),
+        ({"tile": (8,)}, "inference.tile="),
+    ],
 )
 def test_bad_inference_options_name_the_key(kwargs, key):
     with pytest.raises(SegexpError, match=key):
         InferenceOptions(**kwargs)
+
+
+def test_plain_scores_are_the_model_logits_and_other_modes_probabilities():
+    model = small_fcn(4)
+    images = torch.randn(1, 3, 20, 24)
+    with torch.no_grad():
+        logits = model(images)
+    assert torch.equal(scores(model, images, InferenceOptions()), logits)
+    assert torch.allclose(predict_probs(model, images, InferenceOptions()), logits.softmax(1))
+
+
+def test_scores_map_back_to_the_label_size_as_bilinear_probabilities():
+    model = small_fcn(5)
+    images = torch.randn(1, 3, 20, 24)
+    options = InferenceOptions()
+    out = scores(model, images, options)
+    assert at_size(out, (20, 24), options) is out  # at the label size already: unchanged
+    resized = at_size(out, (40, 48), options)
+    expected = torch.nn.functional.interpolate(
+        out.softmax(1), size=(40, 48), mode="bilinear", align_corners=False
+    )
+    assert resized.shape == (1, 4, 40, 48) and torch.allclose(resized, expected)
+    assert torch.allclose(resized.sum(1), torch.ones(1, 40, 48), atol=1e-5)

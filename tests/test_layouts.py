@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segexp.config import build
+from segexp.config.build import build
 from segexp.data.decode import read_image, read_mask
 from segexp.data.folder import FolderSegmentation
 from segexp.errors import SegexpError

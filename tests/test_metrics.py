@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from segexp.metrics import ConfusionMatrix
+from segexp.metrics.confusion import ConfusionMatrix
 
 IGNORE = 255
 

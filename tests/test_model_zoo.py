@@ -7,31 +7,31 @@ import torch
 import yaml
 from torch import nn
 
-from segexp.app import CONFIG_DIR
+from segexp.config.build import build as build_node
+from segexp.config.paths import CONFIG_DIR
 from segexp.losses.auxiliary import WithAuxiliary
-from segexp.models.build import build_model
 from segexp.models.wrapper import SegmentationModel
 
 from .conftest import compose_config
 
 # Small encoders: the options' code paths, not their capacity, are under test.
 MODELS = {
-    "unet": ["model.depth=2", "model.base_channels=4"],
+    "unet": ["model.net.depth=2", "model.net.base_channels=4"],
     "unet_pretrained": [
-        "model.encoder=mobilenetv3_small_050",
-        "model.decoder_channels=[8,8,8,8,8]",
+        "model.net.encoder=mobilenetv3_small_050",
+        "model.net.decoder_channels=[8,8,8,8,8]",
     ],
     "unet_pretrained_resnet": [
         "model=unet_pretrained",
-        "model.encoder=resnet18",
-        "model.decoder_channels=[8,8,8,8,8]",
+        "model.net.encoder=resnet18",
+        "model.net.decoder_channels=[8,8,8,8,8]",
     ],
-    "smp_unet": ["model.encoder_name=resnet18", "+model.decoder_channels=[8,8,8,8,8]"],
-    "smp_fpn": ["model.encoder_name=tu-mobilenetv3_small_050"],
-    "smp_deeplabv3plus": ["model.encoder_name=tu-mobilenetv3_small_050"],
+    "smp_unet": ["model.net.encoder_name=resnet18", "+model.net.decoder_channels=[8,8,8,8,8]"],
+    "smp_fpn": ["model.net.encoder_name=tu-mobilenetv3_small_050"],
+    "smp_deeplabv3plus": ["model.net.encoder_name=tu-mobilenetv3_small_050"],
     "segformer": [],
-    "deeplabv3": ["model.aux_loss=true"],
-    "deeplabv3_resnet50": ["model=deeplabv3", "model.backbone=resnet50"],
+    "deeplabv3": ["model.net.aux_loss=true"],
+    "deeplabv3_resnet50": ["model=deeplabv3", "model.net.backbone=resnet50"],
 }
 
 
@@ -39,7 +39,7 @@ def build(option: str) -> SegmentationModel:
     overrides = MODELS[option]
     if not any(o.startswith("model=") for o in overrides):
         overrides = [f"model={option}", *overrides]
-    return build_model(compose_config(overrides).model)
+    return build_node(compose_config(overrides).model)
 
 
 @pytest.mark.parametrize("option", list(MODELS))
@@ -88,10 +88,11 @@ def test_deeplab_aux_head_in_training_only_and_weighted_in_the_loss():
     assert isinstance(model.eval()(x), torch.Tensor)
 
 
-def test_run_keys_do_not_reach_the_constructor():
+def test_wrapper_keys_and_architecture_keys_live_in_their_own_nodes():
     cfg = compose_config(["model=smp_unet", "model.freeze_encoder_epochs=3"]).model
-    model = build_model(cfg)  # smp.Unet would reject size_multiple / freeze_encoder_epochs
-    assert model.size_multiple == 32
+    model = build_node(cfg)  # smp.Unet would reject size_multiple / freeze_encoder_epochs
+    assert (model.size_multiple, model.freeze_encoder_epochs) == (32, 3)
+    assert type(model.net).__name__ == "Unet"
 
 
 def test_model_comparison_sweeps_four_models_that_all_compose():

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from segexp.checkpoint import load_checkpoint, save_checkpoint
 from segexp.data.collate import pad_collate
-from segexp.schedulers import warmup_constant, warmup_cosine, warmup_poly
-from segexp.visualize import colorize, palette, preview_grid
+from segexp.storage.checkpoint import load_checkpoint, save_checkpoint
+from segexp.training.schedulers import warmup_constant, warmup_cosine, warmup_poly
+from segexp.visual.colours import colorize, palette, preview_grid
 
 
 def lrs(factory, steps, **kwargs):

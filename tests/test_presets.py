@@ -3,7 +3,7 @@
 import pytest
 from hydra import compose, initialize_config_dir
 
-from segexp.app import CONFIG_DIR
+from segexp.config.paths import CONFIG_DIR
 
 
 def compose_with_hydra(overrides: list[str]):

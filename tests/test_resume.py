@@ -12,10 +12,11 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from segexp import checkpoint, interrupt
-from segexp.checkpoint import load_checkpoint, save_checkpoint
-from segexp.resume import restore
-from segexp.train import fit
+from segexp.runtime import interrupt
+from segexp.storage import checkpoint
+from segexp.storage.checkpoint import load_checkpoint, save_checkpoint
+from segexp.training.fit import fit
+from segexp.training.resume import restore
 
 from .conftest import REPO, TINY, compose_config, run_cli
 
@@ -39,7 +40,7 @@ def hook(optimizer, args, kwargs):
             writer.flush()
         os.kill(os.getpid(), signal.SIGKILL)
 register_optimizer_step_post_hook(hook)
-from segexp.app import main
+from segexp.train import main
 sys.argv = ["segexp", *sys.argv[1:]]
 main()
 """
@@ -117,7 +118,7 @@ def test_interrupted_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     # SIGKILL leaves no chance to clean up: the next run's restore removes the leftover.
     leftover = tmp_path / ".last.pt.x1y2.tmp"
     leftover.write_bytes(b"PK half")
-    assert restore(tmp_path / "none.pt", None, None, None, None, None, "cpu").epoch == 0
+    assert restore(tmp_path / "none.pt", None).epoch == 0
     assert not leftover.exists() and path.exists()
 
 

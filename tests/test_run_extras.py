@@ -7,11 +7,11 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from segexp.class_weights import resolve_auto_class_weights
+from segexp.data.class_weights import resolve_auto_class_weights
 from segexp.data.scan import median_frequency_weights
-from segexp.preview import overlay, sample_grid
-from segexp.train import fit
-from segexp.visualize import palette
+from segexp.training.fit import fit
+from segexp.visual.colours import palette
+from segexp.visual.samples import overlay, sample_grid
 
 from .conftest import TINY_RUN, compose_config
 from .data_factory import make_split_folders

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from segexp.config.build import build
 from segexp.data.loaders import build_splits
 from segexp.models.wrapper import SegmentationModel
-from segexp.runtime import make_device, seed_everything
-from segexp.speed import maybe_compile
-from segexp.train import fit
-from segexp.transfer import build_optimizer
+from segexp.runtime.device import make_device, seed_everything
+from segexp.training.fit import fit
+from segexp.training.optim import build_optimizer, maybe_compile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import throughput
@@ -37,28 +37,32 @@ def test_switch_trains_and_evaluates(tiny_config, tmp_path, switch):
 
 
 def test_precision_switch_selects_autocast_dtype(tiny_config):
-    assert make_device(tiny_config("trainer.precision=bf16")).amp_dtype == torch.bfloat16
-    assert make_device(tiny_config("trainer.precision=fp16")).amp_dtype == torch.float16
-    assert make_device(tiny_config()).amp_dtype is None  # auto on CPU: fp32
+    assert make_device(tiny_config("trainer.precision=bf16").trainer).amp_dtype == torch.bfloat16
+    assert make_device(tiny_config("trainer.precision=fp16").trainer).amp_dtype == torch.float16
+    assert make_device(tiny_config().trainer).amp_dtype is None  # auto on CPU: fp32
 
 
-def test_batches_travel_as_uint8_and_are_normalised_on_the_device(tiny_config):
+def test_batches_travel_as_uint8_and_the_model_normalises_them(tiny_config):
     cfg = tiny_config()
     images, masks = next(iter(build_splits(cfg).train))
     assert images.dtype == torch.uint8 and masks.dtype == torch.uint8
-    dev = make_device(cfg)
-    floats, longs = dev.batch(images, masks)
+    dev = make_device(cfg.trainer)
+    on_device, longs = dev.batch(images, masks)
+    assert on_device.dtype == torch.uint8 and longs.dtype == torch.long
     mean = torch.tensor(list(cfg.dataset.mean)).view(1, -1, 1, 1)
     std = torch.tensor(list(cfg.dataset.std)).view(1, -1, 1, 1)
-    torch.testing.assert_close(floats, (images.float() - mean) / std)
-    assert longs.dtype == torch.long
+    model = build(cfg.model).eval()
+    torch.testing.assert_close(model.normalize(on_device), (images.float() - mean) / std)
+    with torch.no_grad():  # uint8 in: normalised inside; a float input is taken as normalised
+        torch.testing.assert_close(model(on_device), model.net((images.float() - mean) / std))
 
 
 def test_channels_last_reaches_the_model_input(tiny_config):
-    dev = make_device(tiny_config("trainer.channels_last=true"))
-    images = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
-    floats, _ = dev.batch(images, torch.zeros(2, 8, 8, dtype=torch.uint8))
-    assert floats.is_contiguous(memory_format=torch.channels_last)
+    cfg = tiny_config("trainer.channels_last=true")
+    dev = make_device(cfg.trainer)
+    images, _ = dev.batch(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, 8, 8))
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    assert build(cfg.model).normalize(images).is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("name", ["adamw", "sgd"])
@@ -99,9 +103,9 @@ def test_benchmark_script_tiny_cpu_mode(tmp_path):
             "--warmup",
             "1",
             "--set",
-            "model.base_channels=4",
+            "model.net.base_channels=4",
             "--set",
-            "model.depth=2",
+            "model.net.depth=2",
             "--out",
             str(out),
         ]

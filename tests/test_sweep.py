@@ -15,13 +15,12 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from segexp.metrics import ConfusionMatrix
-from segexp.paired import bootstrap_ci
-from segexp.per_image import PerImageScores, miou_from_counts, read_per_image_csv
-from segexp.report import main as report_main
-from segexp.sweep_jobs import Job
+from segexp.metrics.confusion import ConfusionMatrix
+from segexp.metrics.per_image import PerImageScores, miou_from_counts, read_per_image_csv
+from segexp.sweeps.jobs import Job
+from segexp.sweeps.paired import bootstrap_ci
 
-from .conftest import REPO, TINY
+from .conftest import REPO, TINY, run_cli
 
 SWEEP = [*TINY, "trainer.epochs=1", "aug=none,light", "seed=0,1"]
 
@@ -45,8 +44,9 @@ def test_per_image_counts_sum_to_the_split_confusion_matrix():
     target[target == 3] = 255  # class 3 never appears: ignore pixels instead
     prediction = torch.randint(0, 4, (5, 9, 7), generator=gen)
     scores = PerImageScores(num_classes=4, ignore_index=255)
-    scores(prediction[:2], target[:2])
-    scores(prediction[2:], target[2:])
+    scores.add(prediction[:2], target[:2])
+    for i in range(2, 5):  # one image at a time, as the evaluation loop calls it
+        scores(i, prediction[i], target[i])
     intersection, union = scores.arrays()
     for i in range(5):  # independent: boolean masks per image and class
         valid = target[i] != 255
@@ -150,7 +150,7 @@ def test_every_job_logs_its_hparams_and_final_metrics(sweep):
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     hparams = {k: v.string_value or v.number_value for k, v in start.hparams.items()}
     assert hparams["aug"] == "light" and hparams["model"] == "unet"
-    assert hparams["seed"] == 0 and hparams["model.base_channels"] == 4
+    assert hparams["seed"] == 0 and hparams["model.net.base_channels"] == 4
     summary = json.loads((sweep_dir / "2" / "summary.json").read_text())
     final = events.Scalars("final/test_mIoU")
     assert final[-1].value == pytest.approx(summary["test"]["mIoU"])
@@ -205,7 +205,7 @@ def _metrics(miou: float) -> dict:
     return {"mIoU": miou, "mDice": miou, "pixel_acc": 0.9, "per_class_iou": per_class}
 
 
-def test_report_of_an_interrupted_sweep_lists_the_unfinished_job(tmp_path, caplog):
+def test_report_of_an_interrupted_sweep_lists_the_unfinished_job(tmp_path):
     done, running = tmp_path / "0", tmp_path / "1"
     for job, seed in ((done, 0), (running, 1)):
         (job / ".hydra").mkdir(parents=True)
@@ -213,7 +213,8 @@ def test_report_of_an_interrupted_sweep_lists_the_unfinished_job(tmp_path, caplo
     summary = {"status": "completed", "overrides": ["aug=none", "seed=0"], "train_time_s": 3.0}
     summary |= {"images_per_s": 10.0, "val": _metrics(0.5), "test": _metrics(0.4)}
     (done / "summary.json").write_text(json.dumps(summary))
-    assert report_main([str(tmp_path)]) == 0
+    result = run_cli(f"sweep={tmp_path}", cwd=tmp_path, module="segexp.report")
+    assert result.returncode == 0, result.stdout[-2000:]
     report = (tmp_path / "report.md").read_text()
     assert "2 jobs: 1 completed, 0 failed, 0 interrupted, 1 without summary.json" in report
     assert "- `1` (aug=none seed=1): unfinished: no summary.json" in report
@@ -221,5 +222,5 @@ def test_report_of_an_interrupted_sweep_lists_the_unfinished_job(tmp_path, caplo
     assert (
         row["seeds"] == "1" and float(row["test_mIoU_mean"]) == 0.4 and row["test_mIoU_std"] == ""
     )
-    assert report_main([str(tmp_path / "missing")]) == 1
-    assert "does not exist" in caplog.text
+    missing = run_cli(f"sweep={tmp_path / 'missing'}", cwd=tmp_path, module="segexp.report")
+    assert missing.returncode == 1 and "does not exist" in missing.stdout

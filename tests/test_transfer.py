@@ -12,8 +12,9 @@ from segexp.models.encoder_unet import EncoderUNet
 from segexp.models.stats import model_stats
 from segexp.models.unet import UNet
 from segexp.models.wrapper import SegmentationModel
-from segexp.train import fit
-from segexp.transfer import build_optimizer, freeze_schedule
+from segexp.training.fit import fit
+from segexp.training.optim import build_optimizer
+from segexp.training.transfer import freeze_schedule
 
 from .conftest import TINY, compose_config
 from .test_end_to_end import tensorboard_tags
@@ -57,10 +58,10 @@ def test_freezing_stops_encoder_updates_and_bn_statistics_and_unfreezing_restart
     writer = Recorder()
     for epoch, frozen in ((1, True), (2, True), (3, False)):
         freeze_schedule(model, epoch, freeze_epochs=2, writer=writer)
-        encoder, decoder = snapshot(model.encoder), snapshot(model.net.decoder)
+        encoder, decoder = snapshot(model.net.encoder), snapshot(model.net.decoder)
         step(model, optimizer)
-        assert changed(encoder, model.encoder, "weight") is not frozen
-        assert changed(encoder, model.encoder, "running_mean") is not frozen
+        assert changed(encoder, model.net.encoder, "weight") is not frozen
+        assert changed(encoder, model.net.encoder, "running_mean") is not frozen
         assert changed(decoder, model.net.decoder, "weight")
         assert changed(decoder, model.net.decoder, "running_mean")
     assert [(t, v, s) for t, v, s in writer.scalars] == [
@@ -80,7 +81,7 @@ def test_encoder_lr_mult_gives_the_encoder_its_own_learning_rate():
     )
     groups = build_optimizer(node, model).param_groups
     assert [g["lr"] for g in groups] == pytest.approx([0.01, 0.1])
-    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.encoder.parameters()}
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.net.encoder.parameters()}
     total = sum(len(g["params"]) for g in groups)
     assert total == len(list(model.parameters()))
 
@@ -102,10 +103,10 @@ def test_gflops_match_a_hand_count():
 def test_fit_with_frozen_encoder_at_an_odd_size(tmp_path):
     overrides = [o for o in TINY if not o.startswith("model.")] + [
         "model=unet_pretrained",
-        "model.encoder=mobilenetv3_small_050",
-        "model.decoder_channels=[8,8,8,8,8]",
+        "model.net.encoder=mobilenetv3_small_050",
+        "model.net.decoder_channels=[8,8,8,8,8]",
         "model.freeze_encoder_epochs=1",
-        "optimizer.encoder_lr_mult=0.1",
+        "model.encoder_lr_mult=0.1",
         "dataset.image_size=[45,61]",
         "logger=tensorboard",
     ]

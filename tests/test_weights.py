@@ -70,7 +70,7 @@ def test_imagenet_comes_from_the_torch_hub_cache_and_never_downloads(tmp_path, m
     with pytest.raises(SegexpError) as err:
         EncoderUNet(1, 2, encoder="resnet18", weights="imagenet")
     assert "resnet18-f37072fd.pth" in str(err.value)
-    assert "model.allow_download=true" in str(err.value)
+    assert "model.net.allow_download=true" in str(err.value)
     import torchvision
 
     torch.manual_seed(3)
@@ -78,7 +78,7 @@ def test_imagenet_comes_from_the_torch_hub_cache_and_never_downloads(tmp_path, m
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     torch.save(reference, tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
     model = EncoderUNet(1, 2, encoder="resnet18", weights="imagenet")
-    loaded = model.encoder.state_dict()
+    loaded = model.net.encoder.state_dict()
     assert torch.equal(loaded["layer4.1.conv2.weight"], reference["layer4.1.conv2.weight"])
     # one input channel: the RGB kernels summed (timm's adapt_input_conv)
     expected = reference["conv1.weight"].sum(dim=1, keepdim=True)
@@ -92,7 +92,7 @@ def test_smp_imagenet_without_a_cached_file_says_which(tmp_path, monkeypatch):
     with pytest.raises(SegexpError) as err:
         smp_model("Unet", 3, 2, encoder_name="resnet18", encoder_weights="imagenet")
     assert "smp-hub/resnet18.imagenet" in str(err.value)
-    assert "model.encoder_weights=/path/to/weights.pth" in str(err.value)
+    assert "model.net.encoder_weights=/path/to/weights.pth" in str(err.value)
 
 
 def test_smp_encoder_weights_round_trip(tmp_path):
@@ -130,7 +130,7 @@ def test_packaged_efficientnet_lite0_weights_are_real_imagenet_weights():
     with torch.no_grad():
         assert classifier(x).argmax().item() == 285  # ImageNet class 285: Egyptian cat
 
-    # ...and model.weights=imagenet puts exactly these tensors into the U-Net's encoder
+    # ...and model.net.weights=imagenet puts exactly these tensors into the U-Net's encoder
     unet = EncoderUNet(3, 2, encoder="efficientnet_lite0", weights="imagenet")
     reference = classifier.state_dict()
     for name, tensor in unet.encoder.state_dict().items():

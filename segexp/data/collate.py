@@ -1,21 +1,28 @@
-"""Batching images of different sizes: pad to the largest in the batch, as MMSegmentation does."""
+"""Batching samples: stacked training batches, and evaluation batches kept as lists."""
 
 import torch
-import torch.nn.functional as F
+
+from segexp.ops.padding import pad_bottom_right
 
 
 def pad_collate(
     batch: list[tuple[torch.Tensor, torch.Tensor]], ignore_index: int = 255
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (image, mask) pairs; smaller ones are padded bottom/right, masks with ignore_index.
-
-    Padded pixels are ignored by the loss and the metrics, so batching never changes a score.
-    """
+    """Stack (image, mask) pairs; smaller ones are padded bottom/right, masks with ignore_index
+    (as MMSegmentation does), so padded pixels never count in the loss or the metrics."""
     height = max(image.shape[-2] for image, _ in batch)
     width = max(image.shape[-1] for image, _ in batch)
     images, masks = [], []
     for image, mask in batch:
-        pad = (0, width - image.shape[-1], 0, height - image.shape[-2])
-        images.append(F.pad(image, pad, value=0))
-        masks.append(F.pad(mask, pad, value=ignore_index))
+        pad_h, pad_w = height - image.shape[-2], width - image.shape[-1]
+        images.append(pad_bottom_right(image, pad_h, pad_w))
+        masks.append(pad_bottom_right(mask, pad_h, pad_w, value=ignore_index))
     return torch.stack(images), torch.stack(masks)
+
+
+def list_collate(
+    batch: list[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(images, masks) as lists: evaluation never pads, so an image's prediction does not depend
+    on the other images in its batch (the loop stacks images of equal size itself)."""
+    return [image for image, _ in batch], [mask for _, mask in batch]

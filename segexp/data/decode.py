@@ -26,12 +26,6 @@ def open_image(path: Path) -> Image.Image:
         raise SegexpError(f"cannot read {path}: {err}. Replace or remove the file") from None
 
 
-def read_array(path: Path, mode: str | None = None) -> np.ndarray:
-    """Decode an image file, converted to ``mode`` (e.g. "L", "RGB") when given."""
-    image = open_image(path)
-    return np.asarray(image.convert(mode) if mode else image)
-
-
 def _to_uint8(values: np.ndarray, scale: str) -> np.ndarray:
     values = values.astype(np.float32)
     if scale == "per_image":  # e.g. 12-bit microscopy stored in 16-bit files

@@ -9,18 +9,10 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from segexp.data.decode import (
-    IMAGE_SUFFIXES,
-    MASK_MODES,
-    read_array,
-    read_image,
-    read_mask,
-)
-from segexp.data.layout import list_images, pair_files, select_split
+from segexp.data.decode import MASK_MODES, read_image, read_mask
+from segexp.data.layout import pair_files, select_split
 from segexp.data.sample import Sample, to_tensors
 from segexp.errors import SegexpError
-
-__all__ = ["IMAGE_SUFFIXES", "FolderSegmentation", "list_images", "read_array"]
 
 
 def _resolve(root: str | Path | None, path: str | Path, split: str) -> Path:

@@ -1,4 +1,12 @@
-"""Datasets and DataLoaders for the train, val and test splits, built from `cfg.dataset`."""
+"""Datasets and DataLoaders for the train, val and test splits, built from `cfg.dataset`.
+
+- train: the training transform (aug.train) on image and mask, stacked batches (pad_collate).
+- val: the evaluation transform (aug.eval) on image and mask: scored each epoch at the
+  resolution the model works at, which is fast.
+- test: the evaluation transform on the image only, the mask as stored: the final test pass
+  scores at the labels' own resolution (data/sample.py EvaluationSamples), as segexp.evaluate.
+Evaluation batches are lists (list_collate); see evaluation/loop.py.
+"""
 
 import functools
 import itertools
@@ -9,10 +17,11 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from segexp import distributed
-from segexp.config import build
-from segexp.data.collate import pad_collate
+from segexp.config.build import build
+from segexp.data.collate import list_collate, pad_collate
+from segexp.data.sample import EvaluationSamples
 from segexp.errors import SegexpError
+from segexp.runtime import distributed
 
 
 @dataclass
@@ -54,7 +63,11 @@ def _loader(dataset: Dataset, cfg: DictConfig, *, train: bool, seed: int, pin: b
         persistent_workers=workers > 0,
         worker_init_fn=_seed_augmentation,
         generator=torch.Generator().manual_seed(seed),
-        collate_fn=functools.partial(pad_collate, ignore_index=int(cfg.dataset.ignore_index)),
+        collate_fn=(
+            functools.partial(pad_collate, ignore_index=int(cfg.dataset.ignore_index))
+            if train
+            else list_collate
+        ),
     )
 
 
@@ -62,14 +75,19 @@ def _limit(num_batches: int, limit: int | None) -> int:
     return num_batches if limit is None else min(num_batches, int(limit))
 
 
+def evaluation_transform(cfg: DictConfig):
+    """The run's evaluation transform (aug.eval; None when it has none)."""
+    return build(cfg.aug.eval) if cfg.aug.get("eval") is not None else None
+
+
 def build_splits(cfg: DictConfig, pin_memory: bool = False) -> Splits:
     train_tf = build(cfg.aug.train)
-    eval_tf = build(cfg.aug.eval) if cfg.aug.get("eval") is not None else None
+    eval_tf = evaluation_transform(cfg)
     if train_tf is not None and hasattr(train_tf, "set_random_seed"):
         train_tf.set_random_seed(int(cfg.seed))
     train_set = build(cfg.dataset.train, transform=train_tf)
     val_set = build(cfg.dataset.val, transform=eval_tf)
-    test_set = build(cfg.dataset.test, transform=eval_tf)
+    test_set = EvaluationSamples(build(cfg.dataset.test), eval_tf)
     batch_size = int(cfg.dataset.batch_size)
     for split, dataset in (("train", train_set), ("val", val_set), ("test", test_set)):
         if len(dataset) == 0:
@@ -87,8 +105,11 @@ def build_splits(cfg: DictConfig, pin_memory: bool = False) -> Splits:
     test = loader(test_set)
     if trainer.overfit_batches:
         # The course's sanity check: the same few batches for training and validation.
+        # (not shuffled: the first batches, in order, with the training transform)
         fixed = list(itertools.islice(loader(train_set), int(trainer.overfit_batches)))
-        return Splits(fixed, fixed, test, len(fixed), len(fixed), len(test))
+        ignore_index = int(cfg.dataset.ignore_index)
+        stacked = [pad_collate(list(zip(*batch, strict=True)), ignore_index) for batch in fixed]
+        return Splits(stacked, fixed, test, len(fixed), len(fixed), len(test))
     train, val = loader(train_set, train=True), loader(val_set)
     return Splits(
         train,

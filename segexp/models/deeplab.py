@@ -31,7 +31,7 @@ def deeplabv3(
     )
 
     if backbone not in BACKBONES:
-        raise SegexpError(f"model.backbone={backbone}: choose one of {', '.join(BACKBONES)}")
+        raise SegexpError(f"model.net.backbone={backbone}: choose one of {', '.join(BACKBONES)}")
     build = getattr(segmentation, f"deeplabv3_{backbone}")
     model = build(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=aux_loss)
     if in_channels != 3:

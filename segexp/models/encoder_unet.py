@@ -55,12 +55,13 @@ def _timm_encoder(name: str, in_channels: int) -> nn.Module:
         )
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         raise SegexpError(
-            f"model.encoder={name}: timm cannot build it as a 5-level feature extractor ({err}); "
+            f"model.net.encoder={name}: timm cannot build it as a 5-level feature extractor "
+            f"({err}); "
             "try resnet18, resnet34, efficientnet_lite0 or mobilenetv3_large_100"
         ) from None
     if net.feature_info.reduction() != [2, 4, 8, 16, 32]:
         raise SegexpError(
-            f"model.encoder={name} has feature strides {net.feature_info.reduction()}, "
+            f"model.net.encoder={name} has feature strides {net.feature_info.reduction()}, "
             "not 2, 4, 8, 16, 32: choose a convolutional encoder"
         )
     net.channels = net.feature_info.channels()
@@ -95,7 +96,8 @@ class EncoderUNet(nn.Module):
         super().__init__()
         if len(decoder_channels) != 5:
             raise SegexpError(
-                f"model.decoder_channels has {len(decoder_channels)} widths: give 5, one per scale"
+                f"model.net.decoder_channels has {len(decoder_channels)} widths: give 5, one per "
+                "scale"
             )
         if encoder in TORCHVISION_RESNETS:
             import torchvision

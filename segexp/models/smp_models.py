@@ -32,11 +32,11 @@ def smp_model(
         )
     except KeyError as err:
         raise SegexpError(
-            f"model.encoder_name={encoder_name} is not an SMP encoder for {arch} ({err}); see "
+            f"model.net.encoder_name={encoder_name} is not an SMP encoder for {arch} ({err}); see "
             "segmentation_models_pytorch.encoders.get_encoder_names() or use a tu-<timm name>"
         ) from None
     encoder = model.encoder.model if encoder_name.startswith("tu-") else model.encoder
-    key = "model.encoder_weights"
+    key = "model.net.encoder_weights"
     if encoder_weights is not None and not looks_like_path(str(encoder_weights)):
         # SMP names its pretrained sets ("imagenet", "ssl", ...); all come from the local cache.
         state, source = smp_imagenet(encoder_name, str(encoder_weights), allow_download, key)()

@@ -1,7 +1,6 @@
 """U-Net (Ronneberger et al. 2015) as the course teaches it, with same-padded convolutions."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -33,9 +32,12 @@ class Up(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
-        dy, dx = skip.shape[-2] - x.shape[-2], skip.shape[-1] - x.shape[-1]
-        if dy or dx:  # negative padding crops
-            x = F.pad(x, (dx // 2, dx - dx // 2, dy // 2, dy - dy // 2))
+        # Pooling rounds odd sizes up, so the upsampled map is as large as the skip or larger:
+        # crop it to the skip, the odd pixel from the top/left. Slicing, not `if` or negative
+        # padding, so a traced or exported (ONNX) graph aligns correctly at every input size.
+        height, width = skip.shape[-2], skip.shape[-1]
+        top, left = (x.shape[-2] - height + 1) // 2, (x.shape[-1] - width + 1) // 2
+        x = x[..., top : top + height, left : left + width]
         return self.conv(torch.cat([skip, x], dim=1))
 
 

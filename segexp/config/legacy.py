@@ -1,0 +1,49 @@
+"""Configs stored in checkpoints written by earlier versions, brought to the current layout.
+
+segexp 0.1 kept a model's constructor arguments and segexp's own keys (size_multiple,
+freeze_encoder_epochs, aux_loss_weight) in one node, the encoder learning-rate multiplier in the
+optimizer node, and some constructors at other import paths. The weights are unchanged: only
+the config that rebuilds the model around them moved.
+"""
+
+from typing import Any
+
+WRAPPER = "segexp.models.wrapper.SegmentationModel"
+WRAPPER_KEYS = ("size_multiple", "freeze_encoder_epochs", "aux_loss_weight")
+MOVED_TARGETS = {
+    "segexp.schedulers.": "segexp.training.schedulers.",
+    "segexp.writers.": "segexp.training.loggers.",
+    "segexp.sweep_callback.": "segexp.sweeps.callback.",
+}
+
+
+def _moved(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {k: _moved(v) for k, v in node.items()}
+        target = out.get("_target_")
+        for old, new in MOVED_TARGETS.items():
+            if isinstance(target, str) and target.startswith(old):
+                out["_target_"] = new + target[len(old) :]
+        return out
+    if isinstance(node, list):
+        return [_moved(v) for v in node]
+    return node
+
+
+def upgrade(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config (plain containers) from any segexp version -> the current layout."""
+    config = _moved(config)
+    model = config.get("model", {})
+    if model.get("_target_") != WRAPPER:
+        net = {k: v for k, v in model.items() if k not in WRAPPER_KEYS}
+        optimizer = dict(config.get("optimizer", {}))
+        config["model"] = {
+            "_target_": WRAPPER,
+            "net": net,
+            "mean": config["dataset"]["mean"],
+            "std": config["dataset"]["std"],
+            **{k: model[k] for k in WRAPPER_KEYS if k in model},
+            "encoder_lr_mult": optimizer.pop("encoder_lr_mult", 1.0),
+        }
+        config["optimizer"] = optimizer
+    return config

@@ -1,0 +1,18 @@
+"""Where the config tree is: conf/ beside the package in a checkout, or inside the wheel."""
+
+from pathlib import Path
+
+# A checkout (and an editable install) reads conf/ at the repository's top level, so edits there
+# take effect at once. A wheel ships the same files as the package segexp.conf (pyproject.toml).
+CHECKOUT_CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def config_dir() -> str:
+    """A path or a ``pkg://`` location for ``hydra.main(config_path=...)``; absolute either way,
+    because ``python -m`` would otherwise make Hydra look for a Python package named conf."""
+    if (CHECKOUT_CONF / "config.yaml").is_file():
+        return str(CHECKOUT_CONF)
+    return "pkg://segexp.conf"
+
+
+CONFIG_DIR = config_dir()

@@ -1,0 +1,86 @@
+"""Device, numeric precision and seeding: the parts of a run that depend on the machine."""
+
+import contextlib
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from segexp.errors import SegexpError
+
+
+@dataclass
+class Device:
+    """Where and how tensors are computed: device, autocast dtype, memory format.
+
+    Normalisation is not done here: it is the model's input stage (models/wrapper.py), so that
+    training, inference and the exported graph share it.
+    """
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+    def images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images from the loader, on the device, in the model's memory format."""
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last and images.ndim == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def batch(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images and integer masks from the loader -> device tensors (masks as int64)."""
+        return self.images(images), masks.to(self.device, non_blocking=True).long()
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    @property
+    def precision(self) -> str:
+        return str(self.amp_dtype or "fp32").replace("torch.", "")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SegexpError(
+            f"trainer.device={name} but CUDA is not available here: use trainer.device=auto or cpu"
+        )
+    return device
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """None means fp32. On CPU, 'auto' is fp32: CPU autocast is slower than fp32 for convs."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def make_device(trainer: DictConfig) -> Device:
+    """From the ``trainer`` config node: device, precision and memory format."""
+    device = resolve_device(str(trainer.device))
+    channels_last = trainer.channels_last
+    if channels_last == "auto":  # the setting's meaning in configs saved before it defaulted on
+        channels_last = device.type == "cuda"
+    return Device(
+        device=device,
+        amp_dtype=autocast_dtype(device, str(trainer.precision)),
+        channels_last=bool(channels_last),
+    )
+
+
+def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool = True) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)

@@ -1,0 +1,30 @@
+"""Hydra callback: the sweep report at the end of every multirun, and a non-zero exit on failure."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from segexp.sweeps.report import failure_line, write_report
+
+log = logging.getLogger("segexp")
+
+
+class SweepReport(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:
+            jobs = write_report(sweep_dir)
+        except Exception as err:  # a broken report must not hide the jobs' own results
+            log.error("sweep report failed (%s: %s); retry: segexp-report sweep=%s",
+                      type(err).__name__, err, sweep_dir)  # fmt: skip
+            raise SystemExit(1) from err
+        log.info("sweep report: %s (regenerate: segexp-report sweep=%s)",
+                 sweep_dir / "report.md", sweep_dir)  # fmt: skip
+        log.info("tensorboard: tensorboard --logdir %s", sweep_dir)
+        line = failure_line(jobs)
+        if line:
+            log.error("%s", line)
+            raise SystemExit(1)

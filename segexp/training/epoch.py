@@ -1,0 +1,102 @@
+"""One training epoch, in the style of torchvision's references (evaluation: evaluation/loop.py)."""
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from segexp.errors import SegexpError
+from segexp.runtime import distributed
+from segexp.runtime.device import Device
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    batches: Iterable,
+    dev: Device,
+    writer,
+    *,
+    epoch: int,
+    global_step: int,
+    grad_clip_norm: float | None,
+    log_every_n_steps: int,
+    num_batches: int,
+) -> tuple[float, int, int]:
+    """Returns (mean loss, images seen, global step); reads the loss on the host only to log it."""
+    model.train()
+    loss_sum = torch.zeros((), device=dev.device)
+    window_sum = torch.zeros((), device=dev.device)
+    loss_count = torch.zeros((), device=dev.device)
+    window_count = torch.zeros((), device=dev.device)
+    steps = images_seen = 0
+    progress = tqdm(
+        batches,
+        total=num_batches,
+        desc=f"epoch {epoch} train",
+        leave=False,
+        disable=not distributed.is_main(),
+    )
+    for images, masks in progress:
+        images, masks = dev.batch(images, masks)
+        with dev.autocast():
+            loss = loss_fn(model(images), masks)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip_norm:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        step_loss, counted = _countable(loss.detach().float(), scaler.is_enabled())
+        loss_sum += step_loss
+        window_sum += step_loss
+        loss_count += counted
+        window_count += counted
+        steps += 1
+        images_seen += images.shape[0]
+        global_step += 1
+        if global_step % log_every_n_steps == 0:
+            window_loss = _mean(window_sum, window_count)
+            check_finite(window_loss, epoch, global_step, optimizer)
+            writer.add_scalar("train/loss", window_loss, global_step)
+            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], global_step)
+            progress.set_postfix(loss=f"{window_loss:.4f}")
+            window_sum.zero_()
+            window_count.zero_()
+        if steps >= num_batches:
+            break
+    mean_loss = _mean(loss_sum, loss_count) if steps else 0.0
+    check_finite(mean_loss, epoch, global_step, optimizer)
+    return mean_loss, images_seen, global_step
+
+
+def _countable(loss: torch.Tensor, scaler_enabled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, 1), or under an fp16 GradScaler (0, 0) for a non-finite loss: the scaler skips
+    that step and lowers its scale, which is routine, not a failure. Stays on the device."""
+    if not scaler_enabled:
+        return loss, torch.ones((), device=loss.device)
+    finite = torch.isfinite(loss)
+    return torch.where(finite, loss, torch.zeros_like(loss)), finite.float()
+
+
+def _mean(total: torch.Tensor, count: torch.Tensor) -> float:
+    """NaN when every step was skipped: then training has diverged even for the scaler."""
+    n = count.item()
+    return total.item() / n if n else float("nan")
+
+
+def check_finite(loss: float, epoch: int, step: int, optimizer: torch.optim.Optimizer) -> None:
+    if not math.isfinite(loss):
+        lr = optimizer.param_groups[0]["lr"]
+        raise SegexpError(
+            f"non-finite loss ({loss}) at epoch {epoch}, step {step}, lr {lr:.3g}: "
+            "lower optimizer.lr, keep trainer.grad_clip_norm set, or try trainer.precision=fp32 "
+            "(trainer.detect_anomaly=true names the operation that produced it)"
+        )

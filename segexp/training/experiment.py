@@ -1,0 +1,137 @@
+"""Assembly, once: everything a run is made of, built from its config.
+
+``build_experiment`` is what ``fit``, the run tools (``load_run``: evaluate, predict, export) and
+``benchmarks/`` call, so a model is never built, moved or wrapped in two different ways.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from segexp.config.build import build, class_names
+from segexp.config.legacy import upgrade
+from segexp.data.loaders import Splits, build_splits
+from segexp.errors import SegexpError
+from segexp.losses.auxiliary import WithAuxiliary
+from segexp.metrics.confusion import ConfusionMatrix
+from segexp.models.wrapper import SegmentationModel
+from segexp.runtime import distributed
+from segexp.runtime.device import Device, make_device
+from segexp.storage.checkpoint import load_checkpoint
+from segexp.training.optim import build_optimizer, maybe_compile
+
+
+@dataclass
+class Experiment:
+    cfg: DictConfig
+    dev: Device
+    model: SegmentationModel  # the plain module: weights, checkpoints, inference
+    train_model: nn.Module  # what a training step calls (DDP-wrapped and/or compiled)
+    eval_model: nn.Module  # what evaluation calls (compiled, never DDP: see distributed.py)
+    loss_fn: nn.Module
+    confusion: ConfusionMatrix
+    class_names: list[str]
+    splits: Splits | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+
+def build_model(cfg: DictConfig, dev: Device) -> SegmentationModel:
+    model = build(cfg.model)
+    if not isinstance(model, SegmentationModel):
+        raise SegexpError(
+            f"model._target_={cfg.model.get('_target_')} must build "
+            "segexp.models.wrapper.SegmentationModel, with the architecture under model.net"
+        )
+    model = model.to(dev.device)
+    return model.to(memory_format=torch.channels_last) if dev.channels_last else model
+
+
+def build_experiment(cfg: DictConfig, *, training: bool = True) -> Experiment:
+    """Model, loss and metrics; with ``training``, also the data, the optimizer, the schedule
+    and the AMP scaler, and the model prepared for the process group and torch.compile."""
+    dev = make_device(cfg.trainer)
+    model = build_model(cfg, dev)
+    num_classes, ignore_index = int(cfg.dataset.num_classes), int(cfg.dataset.ignore_index)
+    loss_fn = WithAuxiliary(build(cfg.loss), model.aux_loss_weight).to(dev.device)
+    confusion = ConfusionMatrix(num_classes, ignore_index, device=dev.device)
+    names = class_names(cfg.dataset)
+    if not training:
+        model.eval()
+        return Experiment(cfg, dev, model, model, model, loss_fn, confusion, names)
+    trainer = cfg.trainer
+    splits = build_splits(cfg, pin_memory=dev.device.type == "cuda")
+    model, train_model = distributed.prepare_model(model, bool(trainer.get("sync_bn", False)))
+    train_model = maybe_compile(train_model, trainer.compile)
+    eval_model = train_model if not distributed.is_initialized() else model
+    optimizer = build_optimizer(cfg.optimizer, model, dev.device, trainer.fused_optimizer)
+    total_steps = int(trainer.epochs) * splits.train_batches
+    scheduler = build(cfg.scheduler)(optimizer=optimizer, total_steps=total_steps)
+    scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
+    return Experiment(
+        cfg, dev, model, train_model, eval_model, loss_fn, confusion, names,
+        splits, optimizer, scheduler, scaler,
+    )  # fmt: skip
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    checkpoint: Path
+    experiment: Experiment  # its model holds the checkpoint's weights, in eval mode
+
+    @property
+    def cfg(self) -> DictConfig:
+        return self.experiment.cfg
+
+    @property
+    def model(self) -> SegmentationModel:
+        return self.experiment.model
+
+    @property
+    def dev(self) -> Device:
+        return self.experiment.dev
+
+
+def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
+    """``best`` / ``last`` name a file in run_dir/checkpoints; anything else is a path."""
+    if checkpoint in {"best", "last"}:
+        return run_dir / "checkpoints" / f"{checkpoint}.pt"
+    path = Path(checkpoint)
+    return path if path.is_absolute() or path.exists() else run_dir / path
+
+
+def stored_config(state: dict, device: str = "auto") -> DictConfig:
+    """The run's resolved config from a checkpoint, in the current layout (config/legacy.py),
+    set to rebuild the trained model: no pretrained file is read again, and only the device
+    may change (the run's own precision and memory format reproduce its numbers)."""
+    cfg = OmegaConf.create(upgrade(state["config"]))
+    net = cfg.model.net
+    for key in ("weights", "encoder_weights"):
+        if key in net:
+            net[key] = None
+    cfg.trainer.device = device
+    return cfg
+
+
+def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
+    """A finished (or interrupted) run folder's model and config, ready for inference."""
+    run_dir = Path(run)
+    if not run_dir.is_dir():
+        raise SegexpError(f"run={run}: no such folder; give a run folder under outputs/")
+    path = checkpoint_path(run_dir, str(checkpoint))
+    if not path.is_file():
+        raise SegexpError(
+            f"checkpoint {path} does not exist: did the run finish? "
+            "Use checkpoint=last or checkpoint=<file.pt>"
+        )
+    state = load_checkpoint(path)
+    if "config" not in state or "model" not in state:
+        raise SegexpError(f"{path} is not a segexp checkpoint (no 'config' or 'model' entry)")
+    experiment = build_experiment(stored_config(state, device), training=False)
+    experiment.model.load_state_dict(state["model"])
+    return LoadedRun(run_dir, path, experiment)

@@ -1,0 +1,20 @@
+"""Turning failures that are not SegexpError into one clear line (CUDA out of memory)."""
+
+import torch
+from omegaconf import DictConfig
+
+from segexp.errors import SegexpError
+
+
+def explain(err: BaseException, cfg: DictConfig) -> SegexpError | None:
+    """A SegexpError that says what happened and what to change, or None if unknown."""
+    if isinstance(err, torch.OutOfMemoryError):
+        dataset = cfg.dataset
+        size = "x".join(str(s) for s in dataset.get("image_size") or ["?"])
+        return SegexpError(
+            f"CUDA out of memory with dataset.batch_size={dataset.batch_size} and input size "
+            f"{size} ({str(err).strip().splitlines()[0][:160]}): lower dataset.batch_size, "
+            "dataset.image_size or the model size (e.g. model.net.base_channels), or use "
+            "trainer.precision=bf16/fp16"
+        )
+    return None

@@ -1,0 +1,199 @@
+"""fit(): a run from start to summary, as a table of contents of its steps."""
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import segexp
+from segexp.config.checks import validate
+from segexp.data.checks import preflight
+from segexp.data.class_weights import resolve_auto_class_weights
+from segexp.evaluation.loop import evaluate
+from segexp.metrics.per_image import PerImageScores
+from segexp.metrics.table import metrics_table
+from segexp.models.stats import model_stats
+from segexp.runtime import distributed, interrupt
+from segexp.runtime.device import seed_everything
+from segexp.storage.checkpoint import load_checkpoint
+from segexp.storage.files import write_json
+from segexp.training.epoch import train_one_epoch
+from segexp.training.experiment import Experiment, build_experiment
+from segexp.training.loggers import log_hparams, log_metrics, open_writer
+from segexp.training.resume import Progress, restore, save_epoch, training_state
+from segexp.training.transfer import freeze_schedule
+from segexp.visual.colours import palette, preview_grid
+from segexp.visual.samples import write_sample_preview
+
+log = logging.getLogger(__name__)
+# Where each split's scores are taken (summary.json "scored_at").
+SCORED_AT = {
+    "val": "after the evaluation transform (aug.eval), the resolution the model works at",
+    "test": "the labels' own resolution (predictions mapped back to each mask's size)",
+}
+
+
+def prepare_config(cfg: DictConfig) -> DictConfig:
+    """Checks before any work, and the config the run really uses (auto class weights resolved
+    into a new config; the one given is never changed)."""
+    validate(cfg)
+    preflight(cfg)  # refuses bad files and labels before anything is written
+    return resolve_auto_class_weights(cfg)
+
+
+def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train as configured and return the summary that is also written to run_dir/summary.json."""
+    cfg = prepare_config(cfg)
+    run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
+    started = time.perf_counter()
+    seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic), cfg.trainer.cudnn_benchmark)
+    torch.autograd.set_detect_anomaly(bool(cfg.trainer.get("detect_anomaly", False)))
+    exp = build_experiment(cfg)
+    stats = model_stats(exp.model, int(cfg.dataset.in_channels), _image_size(cfg), exp.dev.device)
+    progress = restore(run_dir / "checkpoints" / "last.pt", exp)
+    writer = open_writer(cfg.logger, run_dir, progress.global_step if progress.epoch else None)
+    if not progress.epoch:
+        record_start(exp, run_dir, writer, stats)
+    log.info(
+        "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d batches per epoch",
+        cfg.model.net._target_, stats["num_parameters"] / 1e6, stats["gflops"],
+        exp.dev.device, exp.dev.precision, exp.splits.train_batches,
+    )  # fmt: skip
+    for epoch in range(progress.epoch + 1, int(cfg.trainer.epochs) + 1):
+        started = run_epoch(exp, epoch, progress, writer, run_dir, started)
+    test = test_best_weights(exp, run_dir, writer, progress)
+    log_hparams(writer, cfg, run_info or {}, {"val": progress.best_val, "test": test})
+    writer.close()
+    progress.elapsed_seconds += time.perf_counter() - started
+    summary = make_summary(exp, run_dir, run_info or {}, progress, stats, test)
+    if distributed.is_main():
+        write_json(summary, run_dir / "summary.json")
+        log.info(
+            "final metrics (val at best epoch %d, test with its weights)\n%s",
+            progress.best_epoch,
+            metrics_table({"val": progress.best_val, "test": test}),
+        )
+    return summary
+
+
+def _image_size(cfg: DictConfig) -> tuple[int, int] | None:
+    size = cfg.dataset.get("image_size")
+    return None if size is None else (int(size[0]), int(size[1]))
+
+
+def record_start(exp: Experiment, run_dir: Path, writer, stats: dict[str, Any]) -> None:
+    """What a new run records once: its resolved config, model size, augmented samples."""
+    resolved = OmegaConf.to_yaml(exp.cfg, resolve=True)
+    writer.add_text("config", "    " + resolved.replace("\n", "\n    "))  # markdown code
+    writer.add_scalar("model/num_parameters", stats["num_parameters"], 0)
+    if stats["gflops"] is not None:
+        writer.add_scalar("model/gflops", stats["gflops"], 0)
+    if distributed.is_main():
+        (run_dir / "resolved_config.yaml").write_text(resolved)
+        train_set = getattr(exp.splits.train, "dataset", None)
+        write_sample_preview(exp.cfg, run_dir, writer, train_set)
+
+
+def run_epoch(
+    exp: Experiment, epoch: int, progress: Progress, writer, run_dir: Path, started: float
+) -> float:
+    """Train one epoch, validate, checkpoint; returns the time the next epoch's clock starts."""
+    cfg, splits = exp.cfg, exp.splits
+    interrupt.check()
+    freeze_schedule(exp.model, epoch, writer)
+    epoch_start = time.perf_counter()
+    distributed.set_epoch(splits.train, epoch)
+    train_loss, seen, progress.global_step = train_one_epoch(
+        exp.train_model, exp.loss_fn, exp.optimizer, exp.scheduler, exp.scaler,
+        interrupt.until_stopped(splits.train), exp.dev, writer,
+        epoch=epoch, global_step=progress.global_step,
+        grad_clip_norm=cfg.trainer.grad_clip_norm,
+        log_every_n_steps=int(cfg.trainer.log_every_n_steps),
+        num_batches=splits.train_batches,
+    )  # fmt: skip
+    interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
+    progress.train_seconds += time.perf_counter() - epoch_start
+    progress.images_seen += seen
+    distributed.sync_buffers(exp.model)
+    result = evaluate(
+        exp.eval_model, splits.val, exp.dev, exp.confusion,
+        num_batches=splits.val_batches, loss_fn=exp.loss_fn,
+        num_preview=int(cfg.trainer.num_preview_images),
+    )  # fmt: skip
+    val = exp.confusion.compute(exp.class_names)
+    writer.add_scalar("train/epoch_loss", train_loss, epoch)
+    log_metrics(writer, "val", val, result.loss, epoch)
+    if result.preview:
+        grid = preview_grid(*result.preview, palette(len(exp.class_names)))
+        writer.add_image("val/image_truth_prediction", grid, epoch)
+    improved = val["mIoU"] > progress.best_miou
+    if improved:
+        progress.best_miou, progress.best_epoch, progress.best_val = val["mIoU"], epoch, val
+    progress.epoch = epoch
+    progress.elapsed_seconds += time.perf_counter() - started
+    writer.flush()  # everything logged up to this checkpoint is on disk before it
+    if distributed.is_main():
+        state = training_state(exp, progress)
+        keep_every = int(cfg.trainer.get("keep_every", 0))
+        save_epoch(state, run_dir / "checkpoints", improved=improved, keep_every=keep_every)
+    log.info(
+        "epoch %d/%d  train loss %.4f  val loss %s  mIoU %.4f  mDice %.4f  (best %.4f @ %d)",
+        epoch, int(cfg.trainer.epochs), train_loss, _fmt(result.loss), val["mIoU"],
+        val["mDice"], progress.best_miou, progress.best_epoch,
+    )  # fmt: skip
+    return time.perf_counter()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress) -> dict:
+    """The test split scored with best.pt's weights, at the labels' resolution."""
+    distributed.barrier()  # best.pt is complete before the other ranks read it
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt", exp.dev.device)
+    exp.model.load_state_dict(best["model"])
+    num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.confusion.ignore_index
+    per_image = PerImageScores(num_classes, ignore_index)
+    result = evaluate(
+        exp.eval_model, exp.splits.test, exp.dev, exp.confusion,
+        num_batches=exp.splits.test_batches, loss_fn=exp.loss_fn, desc="test",
+        on_sample=per_image,
+    )  # fmt: skip
+    test = exp.confusion.compute(exp.class_names)
+    log_metrics(writer, "test", test, result.loss, progress.best_epoch)
+    if distributed.is_main():  # under torchrun each rank scored its shard: rank 0's file is partial
+        ids = exp.splits.test.dataset.names
+        per_image.write_csv(run_dir / "per_image.csv", exp.class_names, ids)
+    return test
+
+
+def make_summary(
+    exp: Experiment,
+    run_dir: Path,
+    run_info: dict[str, Any],
+    progress: Progress,
+    stats: dict[str, Any],
+    test: dict[str, Any],
+) -> dict[str, Any]:
+    world = distributed.world_size()
+    return {
+        "status": "completed",
+        **run_info,
+        "run_dir": str(run_dir),
+        "best_epoch": progress.best_epoch,
+        "epochs": int(exp.cfg.trainer.epochs),
+        "train_time_s": round(progress.elapsed_seconds, 2),
+        "images_per_s": round(progress.images_seen * world / max(progress.train_seconds, 1e-9), 2),
+        "world_size": world,
+        "device": str(exp.dev.device),
+        "precision": exp.dev.precision,
+        **stats,
+        "segexp_version": segexp.__version__,
+        "scored_at": SCORED_AT,
+        "val": progress.best_val,
+        "test": test,
+    }

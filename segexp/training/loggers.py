@@ -1,0 +1,82 @@
+"""What a run logs: the writer (``logger`` config group), per-split metrics and HParams.
+
+HParams: each run's config choices, overridden values and final metrics, so that every job
+folder of a sweep becomes one row of the HPARAMS tab of ``tensorboard --logdir <sweep folder>``.
+Only the session records are written (no experiment record), so TensorBoard builds the table's
+columns from all runs together: a sweep whose jobs override different keys still shows every key.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard.summary import hparams
+
+from segexp.config.build import build
+from segexp.runtime import distributed
+
+FINAL_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc")
+
+
+class NullWriter:
+    """Accepts every SummaryWriter call and does nothing (``logger=none``, ranks > 0)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+def open_writer(node: DictConfig, run_dir: Path, resumed_at_step: int | None):
+    """The configured writer in the run folder. Resumed: TensorBoard drops what a killed session
+    logged after its last checkpoint (``purge_step``)."""
+    if not distributed.is_main():
+        return NullWriter()
+    purge = {} if resumed_at_step is None else {"purge_step": resumed_at_step + 1}
+    return build(node, log_dir=str(run_dir), **purge)
+
+
+def log_metrics(
+    writer, split: str, metrics: dict[str, Any], loss: float | None, epoch: int
+) -> None:
+    if loss is not None:
+        writer.add_scalar(f"{split}/loss", loss, epoch)
+    for key in ("mIoU", "mDice", "pixel_acc", "mean_class_acc"):
+        writer.add_scalar(f"{split}/{key}", metrics[key], epoch)
+    for name, iou in metrics["per_class_iou"].items():
+        writer.add_scalar(f"{split}_iou/{name}", iou, epoch)
+
+
+def hparam_values(cfg: DictConfig, run_info: dict[str, Any]) -> dict[str, Any]:
+    """Group choices (``model: unet``), then every overridden key with its resolved value."""
+    values: dict[str, Any] = {"seed": int(cfg.seed)}
+    values.update({str(k): str(v) for k, v in run_info.get("choices", {}).items()})
+    for override in run_info.get("overrides", []):
+        key, _, raw = override.partition("=")
+        key = key.lstrip("+~")
+        if key.startswith("hydra") or key in values:
+            continue
+        value = OmegaConf.select(cfg, key, default=None)
+        values[key] = value if isinstance(value, bool | int | float | str) else raw
+    return values
+
+
+def log_hparams(
+    writer, cfg: DictConfig, run_info: dict[str, Any], splits: dict[str, dict[str, Any]]
+) -> None:
+    """Writes the hparams session and ``final/<split>_<metric>`` scalars into the run's events."""
+    file_writer = getattr(writer, "_get_file_writer", lambda: None)()
+    if file_writer is None:  # logger=none
+        return
+    metrics = {
+        f"final/{split}_{key}": float(result[key])
+        for split, result in splits.items()
+        for key in FINAL_METRICS
+    }
+    _, session_start, session_end = hparams(hparam_values(cfg, run_info), metrics)
+    file_writer.add_summary(session_start)
+    file_writer.add_summary(session_end)
+    for tag, value in metrics.items():
+        writer.add_scalar(tag, value)
+    writer.flush()

@@ -1,0 +1,225 @@
+"""Exact resume: everything a checkpoint holds besides the weights, and putting it back.
+
+A checkpoint is written at the end of every epoch. It carries the optimizer, scheduler and AMP
+scaler states, the counters, the best metric so far and every random stream (Python, NumPy,
+torch, CUDA, the DataLoader generators and the augmentation pipeline's generators), so that a run
+resumed from ``last.pt`` repeats exactly what the uninterrupted run would have done next.
+"""
+
+import logging
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+import segexp
+from segexp.config.legacy import upgrade
+from segexp.errors import SegexpError
+from segexp.storage.checkpoint import load_checkpoint, save_checkpoint
+
+if TYPE_CHECKING:
+    from segexp.training.experiment import Experiment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """Counters that survive a restart; ``epoch`` is the number of completed epochs."""
+
+    epoch: int = 0
+    global_step: int = 0
+    best_miou: float = -1.0
+    best_epoch: int = 0
+    best_val: dict[str, Any] = field(default_factory=dict)
+    images_seen: int = 0
+    train_seconds: float = 0.0
+    elapsed_seconds: float = 0.0  # wall clock of earlier sessions, up to their last checkpoint
+
+
+def _loaders(splits) -> dict[str, DataLoader]:
+    return {
+        name: loader
+        for name in ("train", "val", "test")
+        if isinstance(loader := getattr(splits, name), DataLoader) and loader.generator is not None
+    }
+
+
+def _augmentations(splits) -> Iterator[Any]:
+    """The train pipeline and every transform in it (albumentations seeds each one)."""
+    loader = getattr(splits, "train", None)
+    stack = [getattr(getattr(loader, "dataset", None), "transform", None)]
+    while stack:
+        transform = stack.pop(0)
+        if transform is None:
+            continue
+        if hasattr(transform, "random_generator") and hasattr(transform, "py_random"):
+            yield transform
+        stack.extend(getattr(transform, "transforms", []) or [])
+
+
+def capture_rng(splits) -> dict[str, Any]:
+    """Every random stream as tensors and plain containers (loadable with weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "loaders": {name: dl.generator.get_state() for name, dl in _loaders(splits).items()},
+        "augmentation": [
+            [t.random_generator.bit_generator.state, t.py_random.getstate()]
+            for t in _augmentations(splits)
+        ],
+    }
+
+
+def restore_rng(state: dict[str, Any], splits) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for name, loader in _loaders(splits).items():
+        if name in state["loaders"]:
+            loader.generator.set_state(state["loaders"][name])
+    transforms = list(_augmentations(splits))
+    if len(transforms) == len(state["augmentation"]):
+        for transform, (numpy_state, python_state) in zip(
+            transforms, state["augmentation"], strict=True
+        ):
+            transform.random_generator.bit_generator.state = numpy_state
+            transform.py_random.setstate(_as_tuple(python_state))
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def training_state(exp: "Experiment", progress: Progress) -> dict[str, Any]:
+    """The one checkpoint dict (see the README's "A run folder")."""
+    return {
+        "model": exp.model.state_dict(),
+        "optimizer": exp.optimizer.state_dict(),
+        "scheduler": exp.scheduler.state_dict(),
+        "scaler": exp.scaler.state_dict(),
+        "epoch": progress.epoch,
+        "global_step": progress.global_step,
+        "best_miou": progress.best_miou,
+        "progress": asdict(progress),
+        "rng": capture_rng(exp.splits),
+        "config": OmegaConf.to_container(exp.cfg, resolve=True),
+        "segexp_version": segexp.__version__,
+    }
+
+
+def save_epoch(state: dict[str, Any], folder: Path, *, improved: bool, keep_every: int) -> None:
+    """best.pt when the metric improved, last.pt always, epoch_NNNN.pt every ``keep_every``."""
+    if improved:
+        save_checkpoint(state, folder / "best.pt")
+    if keep_every and state["epoch"] % keep_every == 0:
+        save_checkpoint(state, folder / f"epoch_{state['epoch']:04d}.pt")
+    save_checkpoint(state, folder / "last.pt")
+
+
+def restore(path: Path, exp: "Experiment") -> Progress:
+    """Start from scratch, or from ``path`` (last.pt) when it exists: weights, states, RNG."""
+    for stale in path.parent.glob(".*.pt.*.tmp"):  # left by a kill during save_checkpoint
+        stale.unlink(missing_ok=True)
+    if not path.is_file():
+        return Progress()
+    state = load_checkpoint(path, exp.dev.device)
+    try:
+        exp.model.load_state_dict(state["model"])
+        exp.optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise SegexpError(
+            f"{path} was written by a different model or optimizer config and cannot be resumed "
+            f"({str(err).strip().splitlines()[0]}): use a new run folder, or resume=<run folder> "
+            "to continue that run with its own config"
+        ) from None
+    exp.scheduler.load_state_dict(state["scheduler"])
+    exp.scaler.load_state_dict(state["scaler"])
+    progress = Progress(**state["progress"])
+    restore_rng(state["rng"], exp.splits)
+    log.info("resuming from %s: epoch %d done, step %d", path, progress.epoch, progress.global_step)
+    return progress
+
+
+# --- `python -m segexp resume=<run folder>` ------------------------------------------------
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints" / "last.pt"
+
+
+def _resumable(resume: Any) -> bool:
+    return resume is not None and last_checkpoint(str(resume)).is_file()
+
+
+def run_dir_resolver(resume: Any, new_run_dir: str) -> str:
+    """hydra.run.dir: the resumed folder, else a new one (a bad resume= fails in a new folder,
+    so nothing is written into a folder the user mistyped)."""
+    return str(resume) if _resumable(resume) else new_run_dir
+
+
+def hydra_subdir_resolver(resume: Any, stamp: str) -> str:
+    """hydra.output_subdir: a resumed run keeps its original .hydra/ and records the resume
+    invocation beside it."""
+    return f".hydra/resume_{stamp}" if _resumable(resume) else ".hydra"
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"python -m segexp resume={run_dir}"
+
+
+def _saved_run_info(folder: Path) -> dict[str, Any] | None:
+    overrides, hydra_yaml = folder / ".hydra" / "overrides.yaml", folder / ".hydra" / "hydra.yaml"
+    if not (overrides.is_file() and hydra_yaml.is_file()):
+        return None
+    choices = OmegaConf.load(hydra_yaml).hydra.runtime.choices
+    return {
+        "overrides": list(OmegaConf.load(overrides)),
+        "choices": {k: v for k, v in choices.items() if not k.startswith("hydra")},
+    }
+
+
+def resume_config(
+    cfg: DictConfig, info: dict[str, Any], run_dir: Path | None = None
+) -> tuple[DictConfig, dict[str, Any]]:
+    """The resumed run's own config (from its last.pt), with plain key overrides given now
+    (e.g. trainer.epochs=20) applied on top; config groups cannot change on resume."""
+    last = last_checkpoint(str(cfg.resume))
+    if not last.is_file():
+        raise SegexpError(
+            f"resume={cfg.resume}: {last} does not exist; give a run folder in which at least "
+            "one epoch finished (outputs/runs/<date>/<time>_<name>)"
+        )
+    if run_dir is not None and Path(run_dir).resolve() != last.parent.parent.resolve():
+        raise SegexpError(
+            f"resume={cfg.resume} continues in that folder, but hydra.run.dir={run_dir}: "
+            "drop the hydra.run.dir override"
+        )
+    saved = OmegaConf.create(upgrade(load_checkpoint(last)["config"]))
+    changed = [o for o in info["overrides"] if not o.startswith("resume=")]
+    for override in changed:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key in info["choices"]:
+            raise SegexpError(
+                f"{override}: a resumed run keeps its {key}; start a new run to change it "
+                "(plain keys such as trainer.epochs=20 can change on resume)"
+            )
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        OmegaConf.update(saved, key, value, merge=False, force_add=True)
+    saved.resume = None
+    original = _saved_run_info(last.parent.parent) or info
+    return saved, {"overrides": [*original["overrides"], *changed], "choices": original["choices"]}
