@@ -2,18 +2,19 @@
 summary.json and the exit code."""
 
 import logging
-import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from segexp.config.cli import report_error
 from segexp.config.paths import CONFIG_DIR
 from segexp.errors import SegexpError
 from segexp.runtime import distributed, interrupt
+from segexp.storage.checkpoint import last_checkpoint
 from segexp.storage.files import write_json
 from segexp.sweeps.resume import completed_run, config_hash
 from segexp.training import resume
@@ -21,8 +22,6 @@ from segexp.training.faults import explain
 from segexp.training.fit import fit
 
 log = logging.getLogger("segexp")
-OmegaConf.register_new_resolver("segexp_run_dir", resume.run_dir_resolver, replace=True)
-OmegaConf.register_new_resolver("segexp_hydra_subdir", resume.hydra_subdir_resolver, replace=True)
 
 
 def _run_info() -> dict:
@@ -43,7 +42,7 @@ def _fail(err: BaseException, cfg: DictConfig, info: dict, run_dir: Path) -> Non
             raise err
         log.error("job failed: %s (%s)", run_dir, reason, exc_info=err)
         return
-    log.error("%s", known, exc_info=os.environ.get("HYDRA_FULL_ERROR") == "1")
+    report_error(known)
     if not multirun:
         sys.exit(1)
 
@@ -57,7 +56,7 @@ def main(cfg: DictConfig) -> float | None:
         try:
             done = completed_run(run_dir, info["config_hash"])
         except SegexpError as err:
-            log.error("%s", err)
+            report_error(err)
             return None
         if done is not None:
             log.info("skipped, already completed with this config: %s", run_dir)
@@ -79,7 +78,7 @@ def main(cfg: DictConfig) -> float | None:
         if name is None:
             _fail(err, cfg, info, run_dir)
             return None
-        done = resume.last_checkpoint(run_dir).is_file()
+        done = last_checkpoint(run_dir).is_file()
         then = f"resume with: {resume.resume_command(run_dir)}" if done else "no epoch finished"
         write_json(
             {"status": "interrupted", "reason": name, "resume": then, **info},

@@ -139,8 +139,8 @@ def test_validation_is_never_random(name):
     cfg = compose_config([*TINY, f"aug={name}", "dataset.val.num_samples=4"])
     assert cfg.aug.eval is None
     splits = build_splits(cfg)
-    first = [torch.cat([i.flatten(), m.flatten()]) for i, m in splits.val]
-    second = [torch.cat([i.flatten(), m.flatten()]) for i, m in splits.val]
+    first = [torch.cat([t.flatten() for t in [*i, *m]]) for i, m in splits.val]  # list batches
+    second = [torch.cat([t.flatten() for t in [*i, *m]]) for i, m in splits.val]
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
     raw = splits.val.dataset.load(0)[0]
     assert torch.equal(splits.val.dataset[0][0], torch.from_numpy(raw).permute(2, 0, 1))

@@ -99,7 +99,7 @@ def test_cli_refuses_255_masks_and_leaves_nothing_that_looks_like_success(tmp_pa
     assert "foreground stored as 255" in errors[0] and "mask_mode=binary" in errors[0]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "stored as 255" in summary["reason"]
-    leftovers = {p.name for p in run_dir.iterdir()} - {".hydra", "summary.json", "app.log"}
+    leftovers = {p.name for p in run_dir.iterdir()} - {".hydra", "summary.json", "segexp.log"}
     assert leftovers == set()  # no checkpoints, no TensorBoard events, no previews
 
 

@@ -79,7 +79,10 @@ BAD_CONFIGS = {
     "missing root": (["dataset=folder"], r"dataset\.root is not set: add dataset\.root="),
     "root not a folder": (["dataset=folder", "dataset.root=/no/such/dir"], r"not a folder"),
     "ignore_index in range": (["dataset.ignore_index=1"], r"ignore_index=1 is a class index"),
-    "model channels": (["model.net.in_channels=1"], r"model\.in_channels=1 but .*in_channels=3"),
+    "model channels": (
+        ["model.net.in_channels=1"],
+        r"model\.net\.in_channels=1 but .*in_channels=3",
+    ),
     "unknown encoder": (["+model.net.encoder_name=resnt34"], r"encoder_name=resnt34 .*resnet34"),
     "unknown precision": (["trainer.precision=fp8"], r"trainer\.precision='fp8'"),
 }
@@ -183,15 +186,15 @@ def test_out_of_memory_message_names_batch_and_input_size():
 
 # The first job of a sweep runs out of CUDA memory (simulated: this machine may have no GPU).
 OOM_IN_FIRST_JOB = """
-import sys, torch, segexp.train
-real = segexp.train.train_one_epoch
+import sys, torch, segexp.training.fit
+real = segexp.training.fit.train_one_epoch
 calls = []
 def first_call_runs_out_of_memory(*args, **kwargs):
     calls.append(1)
     if len(calls) == 1:
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
     return real(*args, **kwargs)
-segexp.train.train_one_epoch = first_call_runs_out_of_memory
+segexp.training.fit.train_one_epoch = first_call_runs_out_of_memory
 from segexp.train import main
 sys.argv = ["segexp", *sys.argv[1:]]
 main()

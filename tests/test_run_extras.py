@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -58,14 +59,17 @@ def test_folder_run_with_auto_weights_writes_preview(tmp_path, monkeypatch):
     pixels = [int((masks == c).sum()) for c in (0, 1)]
     presence = [sum(m.size for m in masks if (m == c).any()) for c in (0, 1)]
     expected = median_frequency_weights(pixels, presence)
-    assert list(cfg.loss.class_weights) == expected and expected != [1.0, 1.0]
+    assert cfg.loss.class_weights == "auto"  # the config given is never changed...
+    resolved = OmegaConf.load(run_dir / "resolved_config.yaml")  # ...the one used is stored
+    assert list(resolved.loss.class_weights) == expected and expected != [1.0, 1.0]
+    stored = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["config"]
+    assert stored["loss"]["class_weights"] == expected
     cached = list((tmp_path / "cache").iterdir())
     assert len(cached) == 1 and json.loads(cached[0].read_text())["weights"] == expected
 
     # The cache is what the next run reads: doctor it and the weights follow.
     cached[0].write_text(json.dumps({"weights": [0.5, 2.0]}))
-    again = compose_config(overrides)
-    resolve_auto_class_weights(again)
+    again = resolve_auto_class_weights(compose_config(overrides))
     assert list(again.loss.class_weights) == [0.5, 2.0]
 
     preview = Image.open(run_dir / "previews" / "samples.png")

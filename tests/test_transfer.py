@@ -51,13 +51,15 @@ def step(model, optimizer):
 def test_freezing_stops_encoder_updates_and_bn_statistics_and_unfreezing_restarts_them():
     torch.manual_seed(0)
     model = SegmentationModel(
-        EncoderUNet(3, 2, encoder="mobilenetv3_small_050", decoder_channels=(8,) * 5), 32
+        EncoderUNet(3, 2, encoder="mobilenetv3_small_050", decoder_channels=(8,) * 5),
+        size_multiple=32,
+        freeze_encoder_epochs=2,
     )
     node = OmegaConf.create({"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-2})
     optimizer = build_optimizer(node, model)
     writer = Recorder()
     for epoch, frozen in ((1, True), (2, True), (3, False)):
-        freeze_schedule(model, epoch, freeze_epochs=2, writer=writer)
+        freeze_schedule(model, epoch, writer=writer)
         encoder, decoder = snapshot(model.net.encoder), snapshot(model.net.decoder)
         step(model, optimizer)
         assert changed(encoder, model.net.encoder, "weight") is not frozen
@@ -74,11 +76,11 @@ def test_freezing_stops_encoder_updates_and_bn_statistics_and_unfreezing_restart
 
 def test_encoder_lr_mult_gives_the_encoder_its_own_learning_rate():
     model = SegmentationModel(
-        EncoderUNet(3, 2, encoder="mobilenetv3_small_050", decoder_channels=(8,) * 5), 32
+        EncoderUNet(3, 2, encoder="mobilenetv3_small_050", decoder_channels=(8,) * 5),
+        size_multiple=32,
+        encoder_lr_mult=0.1,
     )
-    node = OmegaConf.create(
-        {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1, "encoder_lr_mult": 0.1}
-    )
+    node = OmegaConf.create({"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1})
     groups = build_optimizer(node, model).param_groups
     assert [g["lr"] for g in groups] == pytest.approx([0.01, 0.1])
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.net.encoder.parameters()}
@@ -87,9 +89,9 @@ def test_encoder_lr_mult_gives_the_encoder_its_own_learning_rate():
 
 
 def test_freezing_a_model_without_an_encoder_is_a_clear_error():
-    model = SegmentationModel(UNet(3, 2, depth=2, base_channels=4))
+    model = SegmentationModel(UNet(3, 2, depth=2, base_channels=4), freeze_encoder_epochs=1)
     with pytest.raises(SegexpError, match="freeze_encoder_epochs=0"):
-        freeze_schedule(model, 1, freeze_epochs=1, writer=Recorder())
+        freeze_schedule(model, 1, writer=Recorder())
 
 
 def test_gflops_match_a_hand_count():

@@ -78,7 +78,7 @@ def test_imagenet_comes_from_the_torch_hub_cache_and_never_downloads(tmp_path, m
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     torch.save(reference, tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
     model = EncoderUNet(1, 2, encoder="resnet18", weights="imagenet")
-    loaded = model.net.encoder.state_dict()
+    loaded = model.encoder.state_dict()
     assert torch.equal(loaded["layer4.1.conv2.weight"], reference["layer4.1.conv2.weight"])
     # one input channel: the RGB kernels summed (timm's adapt_input_conv)
     expected = reference["conv1.weight"].sum(dim=1, keepdim=True)

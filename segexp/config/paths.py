@@ -1,6 +1,9 @@
-"""Where the config tree is: conf/ beside the package in a checkout, or inside the wheel."""
+"""Where the config tree is: conf/ beside the package in a checkout, or inside the wheel.
+Importing this module also registers the interpolations the tree uses (config/resolvers.py)."""
 
 from pathlib import Path
+
+from segexp.config import resolvers  # noqa: F401  (registers the interpolations conf/ uses)
 
 # A checkout (and an editable install) reads conf/ at the repository's top level, so edits there
 # take effect at once. A wheel ships the same files as the package segexp.conf (pyproject.toml).

@@ -12,6 +12,11 @@ import torch
 from segexp.errors import SegexpError
 
 
+def last_checkpoint(run_dir: str | Path) -> Path:
+    """Where a run folder keeps its resume point."""
+    return Path(run_dir) / "checkpoints" / "last.pt"
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``.
 

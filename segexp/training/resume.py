@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 import segexp
 from segexp.config.legacy import upgrade
 from segexp.errors import SegexpError
-from segexp.storage.checkpoint import load_checkpoint, save_checkpoint
+from segexp.storage.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint
 
 if TYPE_CHECKING:
     from segexp.training.experiment import Experiment
@@ -154,26 +154,6 @@ def restore(path: Path, exp: "Experiment") -> Progress:
 
 
 # --- `python -m segexp resume=<run folder>` ------------------------------------------------
-
-
-def last_checkpoint(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints" / "last.pt"
-
-
-def _resumable(resume: Any) -> bool:
-    return resume is not None and last_checkpoint(str(resume)).is_file()
-
-
-def run_dir_resolver(resume: Any, new_run_dir: str) -> str:
-    """hydra.run.dir: the resumed folder, else a new one (a bad resume= fails in a new folder,
-    so nothing is written into a folder the user mistyped)."""
-    return str(resume) if _resumable(resume) else new_run_dir
-
-
-def hydra_subdir_resolver(resume: Any, stamp: str) -> str:
-    """hydra.output_subdir: a resumed run keeps its original .hydra/ and records the resume
-    invocation beside it."""
-    return f".hydra/resume_{stamp}" if _resumable(resume) else ".hydra"
 
 
 def resume_command(run_dir: Path) -> str:

@@ -1,0 +1,32 @@
+"""The config tree's own interpolations: where a run writes, which depends on ``resume=``.
+
+Registered on import; config/paths.py imports this module, so whatever composes the tree (every
+entry point, tests) has them.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from segexp.storage.checkpoint import last_checkpoint
+
+
+def _resumable(resume: Any) -> bool:
+    return resume is not None and last_checkpoint(str(resume)).is_file()
+
+
+def run_dir_resolver(resume: Any, new_run_dir: str) -> str:
+    """hydra.run.dir: the resumed folder, else a new one (a bad resume= fails in a new folder,
+    so nothing is written into a folder the user mistyped)."""
+    return str(Path(str(resume))) if _resumable(resume) else new_run_dir
+
+
+def hydra_subdir_resolver(resume: Any, stamp: str) -> str:
+    """hydra.output_subdir: a resumed run keeps its original .hydra/ and records the resume
+    invocation beside it."""
+    return f".hydra/resume_{stamp}" if _resumable(resume) else ".hydra"
+
+
+OmegaConf.register_new_resolver("segexp_run_dir", run_dir_resolver, replace=True)
+OmegaConf.register_new_resolver("segexp_hydra_subdir", hydra_subdir_resolver, replace=True)
