@@ -12,14 +12,15 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /workspace/segexp
 # Dependencies first, so that editing the code does not invalidate this layer.
 COPY pyproject.toml README.md ./
-RUN mkdir segexp && touch segexp/__init__.py \
-    && pip install -e ".[export]" \
-    && rm -rf segexp
+RUN mkdir -p segexp conf && touch segexp/__init__.py conf/__init__.py \
+    && pip install ".[export]" \
+    && pip uninstall -y segexp && rm -rf segexp conf build
 COPY segexp ./segexp
 COPY conf ./conf
-# Editable install: conf/ is read from beside the package (segexp/app.py, CONFIG_DIR).
-# torch/torchvision come with the base image; pip keeps them because they satisfy the ranges.
-RUN pip install --no-deps -e .
+# A regular install: the config tree ships inside the package (segexp.conf), so the segexp,
+# segexp-evaluate, ... commands work from any folder. torch/torchvision come with the base
+# image; pip keeps them because they satisfy the ranges.
+RUN pip install --no-deps . && rm -rf build
 
 VOLUME ["/workspace/segexp/outputs"]
-CMD ["python", "-m", "segexp"]
+CMD ["segexp"]
