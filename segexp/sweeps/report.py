@@ -1,13 +1,11 @@
 """Sweep report: report.md, report.csv and report.png in a multirun folder.
 
-    python -m segexp.report outputs/multirun/<date>/<time>
-
-Written automatically at the end of every multirun (segexp.sweeps.callback); this command
-regenerates it, also for a sweep that is still running or was interrupted.
+Written automatically at the end of every multirun (sweeps/callback.py); ``segexp-report
+sweep=<folder>`` (segexp/report.py) regenerates it, also for a sweep that is still running or was
+interrupted.
 """
 
 import csv
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,6 @@ from segexp.sweeps.jobs import (
     override_key,
 )
 from segexp.sweeps.paired import Comparison, compare
-
-log = logging.getLogger(__name__)
 
 # (column, where in summary.json)
 SCALARS = [
