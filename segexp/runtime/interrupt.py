@@ -7,13 +7,17 @@ command is printed. A second signal exits at once.
 """
 
 import contextlib
+import functools
 import logging
 import signal
+import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+Result = TypeVar("Result")
 _received: list[str] = []  # names of the signals received while handlers are installed
 
 
@@ -76,3 +80,20 @@ def until_stopped(batches: Iterable) -> Iterator:
         if _received:
             return
         yield batch
+
+
+def interruptible(action: Callable[[Any], Result]) -> Callable[[Any], Result]:
+    """A tool's action (evaluate, predict, export, audit) that stops at SIGINT/SIGTERM after the
+    batch or file in flight, with one line and exit status 130 (SIGINT) or 143 (SIGTERM)."""
+
+    @functools.wraps(action)
+    def run(cfg: Any) -> Result:
+        try:
+            with stop_on_signals():
+                return action(cfg)
+        except (RunInterrupted, KeyboardInterrupt) as err:
+            name = getattr(err, "signal_name", None) or stop_requested() or "KeyboardInterrupt"
+            log.error("interrupted by %s: stopped before finishing; run the command again", name)
+            sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
+
+    return run
