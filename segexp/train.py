@@ -143,7 +143,7 @@ def cli() -> None:
     sys.argv += distributed.hydra_overrides()  # ranks > 0 under torchrun: Hydra files elsewhere
     try:
         _check_output_folders(sys.argv[1:])
-    except SegexpError as err:
-        report_error(err)
+    except SegexpError as err:  # logging is not configured before Hydra runs
+        print(f"[segexp][ERROR] - {err}", file=sys.stderr)
         sys.exit(1)
     main()

@@ -7,6 +7,7 @@ its log lines are held in memory, and Hydra's record of the invocation goes to a
 ``.hydra/`` (config/resolvers.py) that a refusal removes again.
 """
 
+import contextlib
 import logging
 import shutil
 from logging.handlers import MemoryHandler
@@ -72,3 +73,5 @@ class RunFolder:
             mine = self.path / self.hydra_subdir
             if mine != self.path / ".hydra" and mine.is_dir():
                 shutil.rmtree(mine, ignore_errors=True)
+                with contextlib.suppress(OSError):  # .hydra/ itself, when Hydra just made it
+                    mine.parent.rmdir()
