@@ -385,7 +385,9 @@ def test_a_full_disk_during_a_run_is_one_line_and_keeps_epoch_1(tmp_path, monkey
 
 def test_a_record_under_a_file_is_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(SegexpError, match=r"cannot write .*file/summary\.json .*a file is in the way"):
+    with pytest.raises(
+        SegexpError, match=r"cannot write .*file/summary\.json .*a file is in the way"
+    ):
         write_json({"a": 1}, tmp_path / "file" / "summary.json")
 
 

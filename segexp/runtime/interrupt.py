@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 Result = TypeVar("Result")
 _received: list[str] = []  # names of the signals received while handlers are installed
+_active: list[bool] = []  # non-empty inside stop_on_signals(): check() and until_stopped() act
 
 
 class RunInterrupted(Exception):
@@ -51,9 +52,11 @@ def stop_on_signals() -> Iterator[None]:
     # killed by the same SIGTERM) is then still reported as an interruption.
     clear()
     previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
+    _active.append(True)
     try:
         yield
     finally:
+        _active.pop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -69,15 +72,16 @@ def stop_requested() -> str | None:
 
 
 def check() -> None:
-    """Raise RunInterrupted if a stop was requested."""
-    if _received:
+    """Raise RunInterrupted if a stop was requested (inside ``stop_on_signals`` only: code that
+    runs outside a run, e.g. a library call after an interrupted run, is not stopped)."""
+    if _received and _active:
         raise RunInterrupted(_received[0])
 
 
 def until_stopped(batches: Iterable) -> Iterator:
     """Yield batches until a stop is requested (checked between steps)."""
     for batch in batches:
-        if _received:
+        if _received and _active:
             return
         yield batch
 

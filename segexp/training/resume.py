@@ -132,6 +132,7 @@ def save_epoch(state: dict[str, Any], folder: Path, *, improved: bool, keep_ever
 def restore(path: Path, exp: "Experiment") -> Progress:
     """Start from scratch, or from ``path`` (last.pt) when it exists: weights, states, RNG."""
     if not path.is_file():
+        _remove_leftovers(path.parent)
         return Progress()
     state = load_checkpoint(path, exp.dev.device)
     configured = [(g["initial_lr"], g.get("weight_decay")) for g in exp.optimizer.param_groups]
@@ -149,10 +150,14 @@ def restore(path: Path, exp: "Experiment") -> Progress:
     exp.scaler.load_state_dict(state["scaler"])
     progress = Progress(**state["progress"])
     restore_rng(state["rng"], exp.splits)
-    for stale in path.parent.glob(".*.pt.*.tmp"):  # left by a kill during save_checkpoint
-        stale.unlink(missing_ok=True)
+    _remove_leftovers(path.parent)  # only now: a refused checkpoint leaves the folder as it was
     log.info("resuming from %s: epoch %d done, step %d", path, progress.epoch, progress.global_step)
     return progress
+
+
+def _remove_leftovers(folder: Path) -> None:
+    for stale in folder.glob(".*.pt.*.tmp"):  # left by a kill during save_checkpoint
+        stale.unlink(missing_ok=True)
 
 
 def apply_hyperparameters(optimizer, scheduler, configured: list[tuple[float, Any]]) -> None:
