@@ -119,6 +119,8 @@ BAD_VALUES = {
     "negative warm-up": (["scheduler.warmup_steps=-3"], "scheduler.warmup_steps=-3"),
     "one class": (["dataset.num_classes=1", "dataset.class_names=null"], "num_classes=1"),
     "precision as a number": (["trainer.precision=16"], "trainer.precision=16"),
+    "beta of 1": (["optimizer.betas=[1.0,0.999]"], "optimizer.betas=[1.0, 0.999]"),
+    "unknown fused setting": (["trainer.fused_optimizer=maybe"], "trainer.fused_optimizer='maybe'"),
 }
 
 
@@ -381,6 +383,16 @@ def test_a_full_disk_during_a_run_is_one_line_and_keeps_epoch_1(tmp_path, monkey
     one_error(capsys, "cannot write", "No space left on device", "the disk is full")
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def test_a_fault_in_any_other_write_is_one_line(tmp_path, monkeypatch, capsys):
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "write_text", read_only)  # resolved_config.yaml, at the start
+    run = tmp_path / "run"
+    assert segexp_cli(*QUICK, f"hydra.run.dir={run}") == 1
+    one_error(capsys, "resolved_config.yaml (Read-only file system): the file system is read-only")
 
 
 def test_a_record_under_a_file_is_one_line(tmp_path):

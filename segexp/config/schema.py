@@ -65,6 +65,22 @@ def boolean(value: Any, cfg: DictConfig) -> bool:
     return isinstance(value, bool)
 
 
+def fraction(value: Any, cfg: DictConfig) -> bool:
+    return _number(value) and 0 <= value <= 1
+
+
+def betas(value: Any, cfg: DictConfig) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(_number(v) and 0 <= v < 1 for v in value)
+    )
+
+
+def compile_setting(value: Any, cfg: DictConfig) -> bool:
+    return isinstance(value, bool | str)
+
+
 def size(value: Any, cfg: DictConfig) -> bool:
     """[height, width] of positive integers, or null (whole images)."""
     return value is None or (
@@ -111,6 +127,10 @@ RULES = [
     Rule("dataset.uint16_scale", "full or per_image", one_of("full", "per_image")),
     Rule("dataset.cache", "true or false", boolean),
     Rule("dataset.*.num_samples", "an integer >= 1", integer(1)),
+    Rule("dataset.split_by", "folders, lists or random", one_of("folders", "lists", "random")),
+    Rule("dataset.split_fractions.*", "a number from 0 to 1", fraction),
+    Rule("dataset.split_seed", "an integer", integer()),
+    Rule("dataset.data_seed", "an integer", integer()),
     Rule("model.size_multiple", "an integer >= 1", integer(1)),
     Rule("model.freeze_encoder_epochs", "an integer >= 0", integer(0)),
     Rule("model.encoder_lr_mult", "a number >= 0", number(0)),
@@ -120,13 +140,18 @@ RULES = [
     Rule("optimizer.lr", "a number > 0, e.g. 1e-3", number(above=0)),
     Rule("optimizer.weight_decay", "a number >= 0", number(0)),
     Rule("optimizer.momentum", "a number >= 0", number(0)),
+    Rule("optimizer.betas", "two numbers from 0 to below 1, e.g. [0.9, 0.999]", betas),
+    Rule("optimizer.nesterov", "true or false", boolean),
     Rule("scheduler.warmup_steps", "an integer >= 0", integer(0)),
     Rule("scheduler.power", "a number > 0", number(above=0)),
-    Rule("scheduler.min_lr_ratio", "a number from 0 to 1", lambda v, c: number(0)(v, c) and v <= 1),
+    Rule("scheduler.min_lr_ratio", "a number from 0 to 1", fraction),
     Rule("loss.class_weights", "null, auto, or one positive number per class", per_class),
     Rule("loss.losses.*.class_weights", "null, auto, or one positive number per class", per_class),
     Rule("loss.weights.*", "a number >= 0", number(0)),
-    Rule("loss.label_smoothing", "a number from 0 to 1", lambda v, c: number(0)(v, c) and v <= 1),
+    Rule("loss.label_smoothing", "a number from 0 to 1", fraction),
+    Rule("loss.losses.*.label_smoothing", "a number from 0 to 1", fraction),
+    Rule("loss.gamma", "a number >= 0", number(0)),
+    Rule("loss.losses.*.gamma", "a number >= 0", number(0)),
     Rule("trainer.epochs", "an integer >= 1", integer(1)),
     Rule("trainer.precision", "auto, bf16, fp16 or fp32", one_of("auto", "bf16", "fp16", "fp32")),
     Rule("trainer.grad_clip_norm", "a number > 0, or null", number(above=0, null=True)),
@@ -137,6 +162,11 @@ RULES = [
     Rule("trainer.num_preview_images", "an integer >= 0", integer(0)),
     Rule("trainer.keep_every", "an integer >= 0", integer(0)),
     Rule("trainer.deterministic", "true or false", boolean),
+    Rule("trainer.channels_last", "true or false", boolean),
+    Rule("trainer.cudnn_benchmark", "true or false", boolean),
+    Rule("trainer.sync_bn", "true or false", boolean),
+    Rule("trainer.fused_optimizer", "auto, true or false", one_of("auto", True, False)),
+    Rule("trainer.compile", "true, false or a torch.compile backend name", compile_setting),
     Rule("trainer.detect_anomaly", "true or false", boolean),
 ]
 

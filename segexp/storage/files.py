@@ -36,6 +36,11 @@ def io_error(path: Path | str, err: OSError) -> SegexpError:
     return SegexpError(f"cannot write {path} ({reason}): {fix}")
 
 
+def is_file_system_fault(err: OSError) -> bool:
+    """Read-only, permission denied, no space, too large, a path through a file."""
+    return err.errno in _FIXES
+
+
 def umask_mode(mode: int = 0o666) -> int:
     """``mode`` as the user's umask lets a newly created file have it (mkstemp gives 0o600)."""
     mask = os.umask(0)
