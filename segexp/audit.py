@@ -20,6 +20,7 @@ from segexp.config.paths import CONFIG_DIR
 from segexp.data.layout import SPLITS
 from segexp.data.scan import findings, median_frequency_weights, scan_split
 from segexp.errors import SegexpError
+from segexp.runtime import interrupt
 from segexp.storage.files import write_json
 from segexp.visual.samples import write_sample_preview
 
@@ -145,7 +146,7 @@ def run_audit(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="audit")
 def main(cfg: DictConfig) -> None:
-    run_tool(run_audit, cfg)
+    run_tool(interrupt.interruptible(run_audit), cfg)
 
 
 if __name__ == "__main__":

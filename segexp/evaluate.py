@@ -28,6 +28,7 @@ from segexp.evaluation.loop import evaluate
 from segexp.evaluation.outputs import save_class_map, save_confusion_png, write_per_class_csv
 from segexp.evaluation.pipeline import InferenceOptions
 from segexp.metrics.table import metrics_table
+from segexp.runtime import interrupt
 from segexp.storage.files import write_json
 from segexp.training.experiment import LoadedRun, load_run
 
@@ -127,7 +128,7 @@ def _save_prediction(folder: Path, names: list[str], index: int, prediction, _ta
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    run_tool(evaluate_run, cfg)
+    run_tool(interrupt.interruptible(evaluate_run), cfg)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from torch import nn
 from segexp.config.cli import run_tool
 from segexp.config.paths import CONFIG_DIR
 from segexp.errors import SegexpError
+from segexp.runtime import interrupt
 from segexp.training.experiment import load_run
 
 log = logging.getLogger("segexp")
@@ -128,7 +129,7 @@ def export_run(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
-    run_tool(export_run, cfg)
+    run_tool(interrupt.interruptible(export_run), cfg)
 
 
 if __name__ == "__main__":

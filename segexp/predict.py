@@ -26,6 +26,7 @@ from segexp.data.sample import image_tensor
 from segexp.errors import SegexpError
 from segexp.evaluation.outputs import save_class_map
 from segexp.evaluation.pipeline import predict_image, to_probabilities
+from segexp.runtime import interrupt
 from segexp.training.experiment import load_run
 from segexp.visual.colours import overlay, palette
 
@@ -84,7 +85,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in tqdm(images, desc="predict", unit="image"):
+    for path in interrupt.until_stopped(tqdm(images, desc="predict", unit="image")):
         image = read_image(path, int(dataset.in_channels), str(dataset.get("uint16_scale", "full")))
         x = dev.images(image_tensor(image, transform)[None])
         with dev.autocast():
@@ -98,6 +99,7 @@ def predict(cfg: DictConfig) -> list[Path]:
             probs = to_probabilities(scores, options)[0].cpu().numpy().astype(np.float16)
             np.save(folders["probs"] / f"{path.stem}.npy", probs)
         written.append(folders["masks"] / f"{path.stem}.png")
+    interrupt.check()  # stopped by a signal: the files written so far are whole
     log.info(
         "%d image(s) segmented: masks, overlays%s in %s",
         len(written),
@@ -109,7 +111,7 @@ def predict(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    run_tool(predict, cfg)
+    run_tool(interrupt.interruptible(predict), cfg)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from segexp.config.cli import run_tool
 from segexp.config.paths import CONFIG_DIR
+from segexp.runtime import interrupt
 from segexp.sweeps.report import failure_line, write_report
 
 log = logging.getLogger("segexp")
@@ -27,7 +28,7 @@ def report(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="report")
 def main(cfg: DictConfig) -> None:
-    run_tool(report, cfg)
+    run_tool(interrupt.interruptible(report), cfg)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ from segexp.config.cli import report_error
 from segexp.config.paths import CONFIG_DIR
 from segexp.errors import SegexpError
 from segexp.runtime import distributed, interrupt
-from segexp.storage.checkpoint import last_checkpoint
-from segexp.storage.files import write_json
+from segexp.runtime.run_folder import RunFolder
+from segexp.storage.checkpoint import last_checkpoint, load_checkpoint
+from segexp.storage.files import check_folder_writable, write_json
+from segexp.storage.run_record import holds_run
 from segexp.sweeps.resume import completed_run, config_hash
 from segexp.training import resume
 from segexp.training.faults import explain
@@ -30,29 +32,61 @@ def _run_info() -> dict:
     return {"overrides": list(hydra_cfg.overrides.task), "choices": choices}
 
 
-def _fail(err: BaseException, cfg: DictConfig, info: dict, run_dir: Path) -> None:
-    """summary.json "failed". A known problem is one line; an unknown one is re-raised, except
-    in a sweep, where one failing job (exception, CUDA out of memory) must not end the others."""
+def _record(summary: dict, folder: RunFolder) -> None:
+    """summary.json, only where this command may write (runtime/run_folder.py)."""
+    if not folder.writable:
+        folder.withdraw()
+        return
+    try:
+        write_json(summary, folder.path / "summary.json")
+    except SegexpError as err:  # e.g. the disk is full: the reason is still printed
+        report_error(err)
+
+
+def _fail(err: BaseException, cfg: DictConfig, info: dict, folder: RunFolder) -> None:
+    """summary.json "failed" (in a folder this command may write). A known problem is one line;
+    an unknown one is re-raised, except in a sweep, where one failing job (exception, CUDA out of
+    memory) must not end the others."""
     known = err if isinstance(err, SegexpError) else explain(err, cfg)
     reason = str(known) if known is not None else f"{type(err).__name__}: {err}"
-    write_json({"status": "failed", "reason": reason, **info}, run_dir / "summary.json")
+    _record({"status": "failed", "reason": reason, **info}, folder)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     if known is None:
         if not multirun:
             raise err
-        log.error("job failed: %s (%s)", run_dir, reason, exc_info=err)
+        log.error("job failed: %s (%s)", folder.path, reason, exc_info=err)
         return
     report_error(known)
     if not multirun:
         sys.exit(1)
 
 
+def _interrupted(name: str, info: dict, folder: RunFolder) -> None:
+    """summary.json "interrupted", with the best finished epoch's val metrics when best.pt
+    exists; exit 130 (SIGINT) or 143 (SIGTERM)."""
+    run_dir = folder.path
+    done = last_checkpoint(run_dir).is_file()
+    then = f"resume with: {resume.resume_command(run_dir)}" if done else "no epoch finished"
+    summary = {"status": "interrupted", "reason": name, "resume": then, **info}
+    best = run_dir / "checkpoints" / "best.pt"
+    if folder.writable and best.is_file():
+        try:
+            progress = load_checkpoint(best).get("progress", {})
+            summary.update(best_epoch=progress.get("best_epoch"), val=progress.get("best_val"))
+        except SegexpError as err:
+            log.warning("%s", err)
+    _record(summary, folder)
+    log.warning("interrupted by %s; %s", name, then)
+    sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     info = {**_run_info(), "config_hash": config_hash(cfg)}
-    if HydraConfig.get().mode == RunMode.MULTIRUN:  # resume: keep a job completed with this config
+    if hydra_cfg.mode == RunMode.MULTIRUN:  # resume: keep a job completed with this config
         try:
             done = completed_run(run_dir, info["config_hash"])
         except SegexpError as err:
@@ -61,14 +95,19 @@ def main(cfg: DictConfig) -> float | None:
         if done is not None:
             log.info("skipped, already completed with this config: %s", run_dir)
             return done["val"]["mIoU"]
+    folder = RunFolder(run_dir, hydra_cfg.output_subdir, existed=holds_run(run_dir))
     distributed.setup()  # under torchrun; a no-op otherwise
     if not distributed.is_main():  # its run_dir is a scratch folder (distributed.hydra_overrides)
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        if cfg.get("resume"):
-            cfg, info = resume.resume_config(cfg, info, run_dir)
         with interrupt.stop_on_signals():
-            summary = fit(cfg, run_dir, info)
+            if distributed.is_main():
+                folder.lock.acquire()
+            if not folder.existed:
+                folder.commit()  # a folder this command created
+            if cfg.get("resume"):
+                cfg, info = resume.resume_config(cfg, info, run_dir)
+            summary = fit(cfg, run_dir, info, on_start=folder.commit)
     except BaseException as err:
         if isinstance(err, SystemExit):
             raise
@@ -76,24 +115,35 @@ def main(cfg: DictConfig) -> float | None:
         if isinstance(err, KeyboardInterrupt):
             name = name or "KeyboardInterrupt"
         if name is None:
-            _fail(err, cfg, info, run_dir)
+            _fail(err, cfg, info, folder)
             return None
-        done = last_checkpoint(run_dir).is_file()
-        then = f"resume with: {resume.resume_command(run_dir)}" if done else "no epoch finished"
-        write_json(
-            {"status": "interrupted", "reason": name, "resume": then, **info},
-            run_dir / "summary.json",
-        )
-        log.warning("interrupted by %s; %s", name, then)
-        sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
+        _interrupted(name, info, folder)
     finally:
+        folder.lock.release()
         distributed.cleanup()
     log.info("run folder: %s", run_dir)
     log.info("tensorboard: tensorboard --logdir %s", run_dir)
     return summary["val"]["mIoU"]
 
 
+def _check_output_folders(args: list[str]) -> None:
+    """The folders Hydra will create, checked before it does (storage/files.py)."""
+    given = dict(arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("-"))
+    multirun = "--multirun" in args or "-m" in args
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    folder = (
+        given.get(key) or given.get("resume") or ("outputs/multirun" if multirun else "outputs")
+    )
+    if "${" not in folder:  # an interpolation is Hydra's to resolve
+        check_folder_writable(folder, key if key in given else "the output folder " + key)
+
+
 def cli() -> None:
     """The ``segexp`` command (and ``python -m segexp``)."""
     sys.argv += distributed.hydra_overrides()  # ranks > 0 under torchrun: Hydra files elsewhere
+    try:
+        _check_output_folders(sys.argv[1:])
+    except SegexpError as err:  # logging is not configured before Hydra runs
+        print(f"[segexp][ERROR] - {err}", file=sys.stderr)
+        sys.exit(1)
     main()

@@ -78,7 +78,10 @@ def _folder_dataset(root: Path, mask_value: int = 255) -> Path:
 BAD_CONFIGS = {
     "missing root": (["dataset=folder"], r"dataset\.root is not set: add dataset\.root="),
     "root not a folder": (["dataset=folder", "dataset.root=/no/such/dir"], r"not a folder"),
-    "ignore_index in range": (["dataset.ignore_index=1"], r"ignore_index=1 is a class index"),
+    "ignore_index in range": (
+        ["dataset.ignore_index=1"],
+        r"ignore_index=1 is not allowed: .*not a class index",
+    ),
     "model channels": (
         ["model.net.in_channels=1"],
         r"model\.net\.in_channels=1 but .*in_channels=3",

@@ -189,14 +189,16 @@ def test_failing_job_does_not_stop_a_parallel_sweep(tmp_path):
     ok = json.loads((sweep_dir / "0" / "summary.json").read_text())
     failed = json.loads((sweep_dir / "1" / "summary.json").read_text())
     assert ok["status"] == "completed"
-    assert failed["status"] == "failed" and "Invalid learning rate" in failed["reason"]
+    assert failed["status"] == "failed" and "optimizer.lr=-1 is not allowed" in failed["reason"]
     console = (result.stdout + result.stderr).splitlines()
     last_error = [line for line in console if "did not complete" in line]
     assert len(last_error) == 1
-    assert last_error[0].endswith("1 of 2 jobs did not complete: 1 (optimizer.lr=-1): "
-                                  "ValueError: Invalid learning rate: -1")  # fmt: skip
+    assert last_error[0].endswith(
+        "1 of 2 jobs did not complete: 1 (optimizer.lr=-1): "
+        "optimizer.lr=-1 is not allowed: give a number > 0, e.g. 1e-3"
+    )
     report = (sweep_dir / "report.md").read_text()
-    assert "## Jobs that did not complete" in report and "Invalid learning rate" in report
+    assert "## Jobs that did not complete" in report and "optimizer.lr=-1 is not" in report
     assert not (sweep_dir / "1" / "per_image.csv").exists()
 
 

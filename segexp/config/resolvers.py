@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from segexp.storage.checkpoint import last_checkpoint
+from segexp.storage.run_record import holds_run
 
 
 def _resumable(resume: Any) -> bool:
@@ -22,10 +23,15 @@ def run_dir_resolver(resume: Any, new_run_dir: str) -> str:
     return str(Path(str(resume))) if _resumable(resume) else new_run_dir
 
 
-def hydra_subdir_resolver(resume: Any, stamp: str) -> str:
+def hydra_subdir_resolver(resume: Any, stamp: str, output_dir: Any = None, mode: Any = None) -> str:
     """hydra.output_subdir: a resumed run keeps its original .hydra/ and records the resume
-    invocation beside it."""
-    return f".hydra/resume_{stamp}" if _resumable(resume) else ".hydra"
+    invocation beside it; so does a new single run pointed at a folder that holds a run, so that
+    a refusal can leave that folder as it was (runtime/run_folder.py)."""
+    if _resumable(resume):
+        return f".hydra/resume_{stamp}"
+    if str(mode).endswith("RUN") and output_dir is not None and holds_run(str(output_dir)):
+        return f".hydra/rerun_{stamp}"
+    return ".hydra"
 
 
 OmegaConf.register_new_resolver("segexp_run_dir", run_dir_resolver, replace=True)

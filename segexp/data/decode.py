@@ -14,6 +14,11 @@ from segexp.errors import SegexpError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MASK_MODES = ("index", "binary", "color")
 WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}  # more than 8 bits per pixel
+LOSSY_FORMATS = {"JPEG", "WEBP", "MPO"}  # a class map stored this way has changed values
+LOSSY_FIX = (
+    "store masks as PNG (lossless), or set dataset.lossy_masks=true to accept lossy masks "
+    "(binary masks are then thresholded at half their top value)"
+)
 
 
 def open_image(path: Path) -> Image.Image:
@@ -52,14 +57,24 @@ def read_image(path: Path, in_channels: int = 3, uint16_scale: str = "full") -> 
 
 
 def read_mask(
-    path: Path, mode: str = "index", colors: list | None = None, ignore_index: int = 255
+    path: Path,
+    mode: str = "index",
+    colors: list | None = None,
+    ignore_index: int = 255,
+    lossy: bool = False,
 ) -> np.ndarray:
     """Class map (H, W) from an index PNG, a 0/255 binary mask or an RGB colour-coded mask.
 
     ``colors`` (mode "color"): one [r, g, b] per class in class order; a colour that is not in the
-    table is an error rather than a silent class.
+    table is an error rather than a silent class. A mask must hold the encoding it claims: a
+    lossy file (JPEG) or a binary mask with more than two levels is an error unless ``lossy``.
     """
     image = open_image(path)
+    if image.format in LOSSY_FORMATS and not lossy:
+        raise SegexpError(
+            f"mask {path} is {image.format}, a lossy format that changes class values near "
+            f"edges: {LOSSY_FIX}"
+        )
     if mode == "color":
         if colors is None:
             raise SegexpError(
@@ -96,10 +111,25 @@ def read_mask(
             f"mask {path} has shape {mask.shape}: masks are single-channel class maps"
         )
     if mode == "binary":
-        return (mask > 0).astype(np.uint8)
+        return _binary(mask, path, lossy)
     if mask.dtype.kind == "b":
         return mask.astype(np.uint8)
     return mask
+
+
+def _binary(mask: np.ndarray, path: Path, lossy: bool) -> np.ndarray:
+    """0 / non-zero -> 0 / 1, for a mask of (at most) two levels; with ``lossy``, the levels
+    a lossy codec smeared are thresholded at half the top value instead."""
+    levels = np.unique(mask)
+    if lossy:
+        return (mask > levels[-1] / 2).astype(np.uint8)
+    if len(levels) > 2 or (len(levels) == 2 and levels[0] != 0):
+        shown = ", ".join(str(v) for v in levels[:6]) + (" ..." if len(levels) > 6 else "")
+        raise SegexpError(
+            f"mask {path} has {len(levels)} levels ({shown}) but dataset.mask_mode=binary "
+            f"expects 0 and one foreground value: {LOSSY_FIX}, or use mask_mode=index"
+        )
+    return (mask > 0).astype(np.uint8)
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -28,8 +28,9 @@ class FolderSegmentation(Dataset):
     ``split_lists[split]`` names the samples, one per line) or ``random`` (a seeded share
     ``split_fractions[split]`` of one pool). ``mask_mode``: ``index`` (stored values are classes),
     ``binary`` (0 / non-zero -> 0 / 1, e.g. 0/255 masks) or ``color`` (RGB colours, ``colors``
-    gives one [r, g, b] per class). ``cache=True`` decodes everything once, up front, and keeps
-    the uint8 arrays in memory (shared with forked DataLoader workers).
+    gives one [r, g, b] per class). ``lossy_masks=True`` accepts JPEG masks and binary masks
+    with more than two levels (data/decode.py ``read_mask``). ``cache=True`` decodes everything
+    once, up front, and keeps the uint8 arrays in memory (shared with forked DataLoader workers).
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class FolderSegmentation(Dataset):
         in_channels: int = 3,
         mask_mode: str = "index",
         binary_masks: bool = False,
+        lossy_masks: bool = False,
         colors: list | None = None,
         ignore_index: int = 255,
         uint16_scale: str = "full",
@@ -86,6 +88,7 @@ class FolderSegmentation(Dataset):
         self.names = [image.stem for image, _ in self.pairs]
         self.in_channels = int(in_channels)
         self.mask_mode = mask_mode
+        self.lossy_masks = bool(lossy_masks)
         self.colors = None if colors is None else [tuple(int(v) for v in c) for c in colors]
         self.ignore_index = int(ignore_index)
         self.uint16_scale = uint16_scale
@@ -102,7 +105,9 @@ class FolderSegmentation(Dataset):
         return read_image(self.pairs[index][0], self.in_channels, self.uint16_scale)
 
     def read_mask(self, index: int) -> np.ndarray:
-        return read_mask(self.pairs[index][1], self.mask_mode, self.colors, self.ignore_index)
+        return read_mask(
+            self.pairs[index][1], self.mask_mode, self.colors, self.ignore_index, self.lossy_masks
+        )
 
     def _decode(self, index: int) -> Sample:
         image_path, mask_path = self.pairs[index]

@@ -6,6 +6,7 @@ Layouts covered by configuration alone:
 - masks named like the image (``a.jpg`` -> ``a.png``) or with a suffix (``a_mask.png``).
 """
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +31,18 @@ def list_images(folder: Path) -> list[Path]:
     """Image files in ``folder``; another kind of file there is an error naming it."""
     if not folder.is_dir():
         raise SegexpError(f"folder {folder} does not exist: check dataset.root and the layout")
-    files = sorted(
+    entries = [
         p
         for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.name.lower() not in IGNORED_FILES
-    )
+        if not p.name.startswith(".") and p.name.lower() not in IGNORED_FILES
+    ]
+    dangling = [p for p in entries if p.is_symlink() and not p.exists()]
+    if dangling:
+        raise SegexpError(
+            f"{dangling[0]} is a link to {os.readlink(dangling[0])}, which does not exist "
+            f"({len(dangling)} such link(s) in {folder}): fix or remove the link"
+        )
+    files = sorted(p for p in entries if p.is_file())
     strangers = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     if strangers:
         raise SegexpError(
@@ -44,6 +52,19 @@ def list_images(folder: Path) -> list[Path]:
     if not files:
         raise SegexpError(f"folder {folder} has no images: check dataset.root and the layout")
     return files
+
+
+def _unique_stems(files: list[Path], folder: Path, strip: str = "") -> None:
+    """Two files that differ only in extension (a.png, a.jpg) would pair by chance."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        other = seen.setdefault(path.stem, path)
+        if other is not path:
+            raise SegexpError(
+                f"{other.name} and {path.name} in {folder} have the same name stem: keep one of "
+                "them (samples are paired by stem)"
+                + (" or set dataset.layout.mask_ext" if strip == "mask" else "")
+            )
 
 
 def pair_files(
@@ -64,6 +85,8 @@ def pair_files(
         masks = [p for p in masks if p.stem.endswith(mask_suffix)]
         images = [p for p in images if not p.stem.endswith(mask_suffix)]
     ext = None if mask_ext is None else ("." + str(mask_ext).lstrip(".")).lower()
+    _unique_stems(images, image_dir)
+    _unique_stems([m for m in masks if ext is None or m.suffix.lower() == ext], mask_dir, "mask")
     by_name: dict[str, Path] = {}
     for mask in masks:
         if ext is not None and mask.suffix.lower() != ext:

@@ -12,12 +12,14 @@ import numpy as np
 
 from segexp.data.decode import image_size
 from segexp.errors import SegexpError
+from segexp.runtime import interrupt
 
 MAX_LISTED = 5
 
 
 def _one(dataset, index: int, images: str) -> dict[str, Any]:
     """Facts about one sample; decoding problems are returned, not raised."""
+    interrupt.check()  # a long scan stops at SIGINT/SIGTERM
     pairs = getattr(dataset, "pairs", None)
     image_path, mask_path = pairs[index] if pairs else (None, None)
     name = str(image_path) if image_path else f"{getattr(dataset, 'split', '')}[{index}]"

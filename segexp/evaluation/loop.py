@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from segexp.evaluation.pipeline import InferenceOptions, at_size, scores
 from segexp.metrics.confusion import ConfusionMatrix
-from segexp.runtime import distributed
+from segexp.runtime import distributed, interrupt
 from segexp.runtime.device import Device
 
 # on_sample(index in the loader's order, prediction (H, W), target (H, W)), both on the device
@@ -65,7 +65,7 @@ def evaluate(
     bar = tqdm(
         batches, total=num_batches, desc=desc, leave=False, disable=not distributed.is_main()
     )
-    for step, (images, masks) in enumerate(bar, start=1):
+    for step, (images, masks) in enumerate(interrupt.until_stopped(bar), start=1):
         for group in _groups_by_size(images):
             x = dev.images(torch.stack([images[i] for i in group]))
             with dev.autocast():
@@ -95,6 +95,7 @@ def evaluate(
         index += len(images)
         if step >= num_batches:
             break
+    interrupt.check()  # SIGINT/SIGTERM: stop after the batch in flight, score nothing partial
     confusion.all_reduce()
     loss = None
     if loss_fn is not None and options.plain:  # every rank joins the all-reduce

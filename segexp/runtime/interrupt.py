@@ -7,14 +7,19 @@ command is printed. A second signal exits at once.
 """
 
 import contextlib
+import functools
 import logging
 import signal
+import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+Result = TypeVar("Result")
 _received: list[str] = []  # names of the signals received while handlers are installed
+_active: list[bool] = []  # non-empty inside stop_on_signals(): check() and until_stopped() act
 
 
 class RunInterrupted(Exception):
@@ -47,9 +52,11 @@ def stop_on_signals() -> Iterator[None]:
     # killed by the same SIGTERM) is then still reported as an interruption.
     clear()
     previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
+    _active.append(True)
     try:
         yield
     finally:
+        _active.pop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -65,14 +72,32 @@ def stop_requested() -> str | None:
 
 
 def check() -> None:
-    """Raise RunInterrupted if a stop was requested."""
-    if _received:
+    """Raise RunInterrupted if a stop was requested (inside ``stop_on_signals`` only: code that
+    runs outside a run, e.g. a library call after an interrupted run, is not stopped)."""
+    if _received and _active:
         raise RunInterrupted(_received[0])
 
 
 def until_stopped(batches: Iterable) -> Iterator:
     """Yield batches until a stop is requested (checked between steps)."""
     for batch in batches:
-        if _received:
+        if _received and _active:
             return
         yield batch
+
+
+def interruptible(action: Callable[[Any], Result]) -> Callable[[Any], Result]:
+    """A tool's action (evaluate, predict, export, audit) that stops at SIGINT/SIGTERM after the
+    batch or file in flight, with one line and exit status 130 (SIGINT) or 143 (SIGTERM)."""
+
+    @functools.wraps(action)
+    def run(cfg: Any) -> Result:
+        try:
+            with stop_on_signals():
+                return action(cfg)
+        except (RunInterrupted, KeyboardInterrupt) as err:
+            name = getattr(err, "signal_name", None) or stop_requested() or "KeyboardInterrupt"
+            log.error("interrupted by %s: stopped before finishing; run the command again", name)
+            sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
+
+    return run

@@ -1,8 +1,6 @@
 """Checkpoints: one dict per file, written atomically, read without executing pickled code."""
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -10,6 +8,7 @@ from typing import Any
 import torch
 
 from segexp.errors import SegexpError
+from segexp.storage.files import atomic_write
 
 
 def last_checkpoint(run_dir: str | Path) -> Path:
@@ -18,27 +17,10 @@ def last_checkpoint(run_dir: str | Path) -> Path:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A kill at any moment leaves either the previous file or the new one, never a torn one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # The rename itself is durable only once the folder entry is on disk.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Atomic and durable (storage/files.py ``atomic_write``): a kill or a full disk at any
+    moment leaves either the previous file or the new one, never a torn one."""
+    with atomic_write(path, "wb", durable=True) as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -1,20 +1,89 @@
-"""JSON records (summary.json, metrics.json, audit.json, caches), written atomically."""
+"""Files in a run folder: written atomically, with the user's umask, and every file-system fault
+turned into one line naming the path and the fix."""
 
+import contextlib
+import errno
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from segexp.errors import SegexpError
+
+_FIXES = {
+    errno.EROFS: "the file system is read-only: write elsewhere, e.g. hydra.run.dir=<folder>",
+    errno.EACCES: "permission denied: make the folder writable or write elsewhere "
+    "(hydra.run.dir=<folder>)",
+    errno.EPERM: "permission denied: make the folder writable or write elsewhere "
+    "(hydra.run.dir=<folder>)",
+    errno.ENOSPC: "the disk is full: free space (the previous files are intact) and resume",
+    errno.EDQUOT: "the disk quota is exceeded: free space (the previous files are intact)",
+    errno.EFBIG: "the file is too large for this file system or ulimit -f: raise the limit or "
+    "write elsewhere (the previous files are intact)",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: remove it or choose another path",
+    errno.EEXIST: "a file is in the way of a folder: remove it or choose another path",
+    errno.EISDIR: "the path is a folder: remove it or choose another path",
+}
+
+
+def io_error(path: Path | str, err: OSError) -> SegexpError:
+    """One line for a file-system fault: what failed where, and what to do."""
+    fix = _FIXES.get(err.errno or -1, "check the path, its permissions and the free space")
+    reason = err.strerror or type(err).__name__
+    return SegexpError(f"cannot write {path} ({reason}): {fix}")
+
+
+def is_file_system_fault(err: OSError) -> bool:
+    """Read-only, permission denied, no space, too large, a path through a file."""
+    return err.errno in _FIXES
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` as the user's umask lets a newly created file have it (mkstemp gives 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "w", durable: bool = False) -> Iterator[IO[Any]]:
+    """Write to a temporary file beside ``path``, then rename it over ``path``: a reader (or a
+    kill, or a full disk) never leaves half a file, and the previous ``path`` survives a fault.
+    The file gets the umask's permissions, so a team sharing ``outputs/`` can read it."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, umask_mode())
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        if durable:  # the rename itself is durable only once the folder entry is on disk
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    except OSError as err:
+        raise io_error(path, err) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
     """Atomic: a reader never sees half a file. NaN (a class absent from a split) becomes null."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path) as f:
         json.dump(_nan_to_none(data), f, indent=2)
         f.write("\n")
-    os.replace(tmp, path)
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -25,3 +94,25 @@ def _nan_to_none(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_nan_to_none(v) for v in value]
     return value
+
+
+def check_folder_writable(path: Path | str, key: str) -> None:
+    """Before anything is written: ``path`` can be (or is) a folder this process may write in.
+
+    Hydra creates the run folder before segexp runs, so a path through a file, a read-only file
+    system or a folder without write permission would otherwise end in Hydra's traceback.
+    """
+    path = Path(path)
+    for part in [path, *path.parents]:
+        if not part.exists():
+            continue
+        if not part.is_dir():
+            raise SegexpError(
+                f"{key}={path}: {part} is a file, not a folder: remove it or give another folder"
+            )
+        if not os.access(part, os.W_OK | os.X_OK):
+            raise SegexpError(
+                f"{key}={path}: cannot write into {part} (read-only or permission denied): make "
+                f"it writable or give another folder with {key}=<folder>"
+            )
+        return

@@ -7,13 +7,40 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from segexp.config.cli import report_error
+from segexp.errors import SegexpError
+from segexp.storage.files import check_folder_writable
+from segexp.storage.lock import FolderLock
 from segexp.sweeps.report import failure_line, write_report
 
 log = logging.getLogger("segexp")
 
 
 class SweepReport(Callback):
+    """Also holds the sweep folder's lock from the first job to the report: two sweeps into one
+    folder would interleave their jobs' files."""
+
+    def __init__(self) -> None:
+        self.lock: FolderLock | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        try:
+            check_folder_writable(sweep_dir, "hydra.sweep.dir")
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = FolderLock(sweep_dir, "sweep folder").acquire()
+        except SegexpError as err:
+            report_error(err)
+            raise SystemExit(1) from None
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._report(config)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _report(self, config: DictConfig) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
             jobs = write_report(sweep_dir)

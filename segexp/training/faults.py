@@ -1,13 +1,17 @@
-"""Turning failures that are not SegexpError into one clear line (CUDA out of memory)."""
+"""Turning failures that are not SegexpError into one clear line (CUDA out of memory, a
+file-system fault in a write that does not go through storage/files.py, e.g. TensorBoard's)."""
 
 import torch
 from omegaconf import DictConfig
 
 from segexp.errors import SegexpError
+from segexp.storage.files import io_error, is_file_system_fault
 
 
 def explain(err: BaseException, cfg: DictConfig) -> SegexpError | None:
     """A SegexpError that says what happened and what to change, or None if unknown."""
+    if isinstance(err, OSError) and is_file_system_fault(err):
+        return io_error(err.filename or "a file of the run folder", err)
     if isinstance(err, torch.OutOfMemoryError):
         dataset = cfg.dataset
         size = "x".join(str(s) for s in dataset.get("image_size") or ["?"])

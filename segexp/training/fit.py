@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import segexp
 from segexp.config.checks import validate
 from segexp.data.checks import preflight
 from segexp.data.class_weights import resolve_auto_class_weights
+from segexp.errors import SegexpError
 from segexp.evaluation.loop import evaluate
 from segexp.metrics.per_image import PerImageScores
 from segexp.metrics.table import metrics_table
@@ -44,8 +46,16 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     return resolve_auto_class_weights(cfg)
 
 
-def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train as configured and return the summary that is also written to run_dir/summary.json."""
+def fit(
+    cfg: DictConfig,
+    run_dir: Path,
+    run_info: dict[str, Any] | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Train as configured and return the summary that is also written to run_dir/summary.json.
+
+    Everything that can refuse the run (config, files, the checkpoint it continues from) comes
+    before the first write into run_dir; ``on_start`` is called just before that write."""
     cfg = prepare_config(cfg)
     run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
     started = time.perf_counter()
@@ -54,6 +64,8 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     exp = build_experiment(cfg)
     stats = model_stats(exp.model, int(cfg.dataset.in_channels), _image_size(cfg), exp.dev.device)
     progress = restore(run_dir / "checkpoints" / "last.pt", exp)
+    if on_start is not None:
+        on_start()
     writer = open_writer(cfg.logger, run_dir, progress.global_step if progress.epoch else None)
     if not progress.epoch:
         record_start(exp, run_dir, writer, stats)
@@ -106,6 +118,7 @@ def run_epoch(
     freeze_schedule(exp.model, epoch, writer)
     epoch_start = time.perf_counter()
     distributed.set_epoch(splits.train, epoch)
+    steps_before = progress.global_step
     train_loss, seen, progress.global_step = train_one_epoch(
         exp.train_model, exp.loss_fn, exp.optimizer, exp.scheduler, exp.scaler,
         interrupt.until_stopped(splits.train), exp.dev, writer,
@@ -115,6 +128,12 @@ def run_epoch(
         num_batches=splits.train_batches,
     )  # fmt: skip
     interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
+    if progress.global_step == steps_before:
+        raise SegexpError(
+            f"epoch {epoch} ran no optimizer step (trainer.limit_train_batches="
+            f"{cfg.trainer.get('limit_train_batches')}, {splits.train_batches} train batches): "
+            "nothing was trained; give the train split at least one batch"
+        )
     progress.train_seconds += time.perf_counter() - epoch_start
     progress.images_seen += seen
     distributed.sync_buffers(exp.model)

@@ -131,11 +131,11 @@ def save_epoch(state: dict[str, Any], folder: Path, *, improved: bool, keep_ever
 
 def restore(path: Path, exp: "Experiment") -> Progress:
     """Start from scratch, or from ``path`` (last.pt) when it exists: weights, states, RNG."""
-    for stale in path.parent.glob(".*.pt.*.tmp"):  # left by a kill during save_checkpoint
-        stale.unlink(missing_ok=True)
     if not path.is_file():
+        _remove_leftovers(path.parent)
         return Progress()
     state = load_checkpoint(path, exp.dev.device)
+    configured = [(g["initial_lr"], g.get("weight_decay")) for g in exp.optimizer.param_groups]
     try:
         exp.model.load_state_dict(state["model"])
         exp.optimizer.load_state_dict(state["optimizer"])
@@ -146,11 +146,37 @@ def restore(path: Path, exp: "Experiment") -> Progress:
             "to continue that run with its own config"
         ) from None
     exp.scheduler.load_state_dict(state["scheduler"])
+    apply_hyperparameters(exp.optimizer, exp.scheduler, configured)
     exp.scaler.load_state_dict(state["scaler"])
     progress = Progress(**state["progress"])
     restore_rng(state["rng"], exp.splits)
+    _remove_leftovers(path.parent)  # only now: a refused checkpoint leaves the folder as it was
     log.info("resuming from %s: epoch %d done, step %d", path, progress.epoch, progress.global_step)
     return progress
+
+
+def _remove_leftovers(folder: Path) -> None:
+    for stale in folder.glob(".*.pt.*.tmp"):  # left by a kill during save_checkpoint
+        stale.unlink(missing_ok=True)
+
+
+def apply_hyperparameters(optimizer, scheduler, configured: list[tuple[float, Any]]) -> None:
+    """The configured learning rate and weight decay, over the ones a restored optimizer and
+    scheduler state bring back (a changed ``optimizer.lr`` on resume takes effect; unchanged
+    values give the same numbers, so an exact resume stays exact)."""
+    for i, (group, (base, decay)) in enumerate(
+        zip(optimizer.param_groups, configured, strict=True)
+    ):
+        if decay is not None:
+            group["weight_decay"] = decay
+        old = group.get("initial_lr")
+        if old != base:
+            group["initial_lr"] = base
+            scheduler.base_lrs[i] = base
+            lambdas = getattr(scheduler, "lr_lambdas", None)  # LambdaLR: every segexp schedule
+            factor = lambdas[i](scheduler.last_epoch) if lambdas else group["lr"] / (old or base)
+            group["lr"] = base * factor
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 # --- `python -m segexp resume=<run folder>` ------------------------------------------------
@@ -160,22 +186,64 @@ def resume_command(run_dir: Path) -> str:
     return f"python -m segexp resume={run_dir}"
 
 
-def _saved_run_info(folder: Path) -> dict[str, Any] | None:
-    overrides, hydra_yaml = folder / ".hydra" / "overrides.yaml", folder / ".hydra" / "hydra.yaml"
-    if not (overrides.is_file() and hydra_yaml.is_file()):
+# The keys a resumed run may change: each one takes effect from the next step on (the learning
+# rate and weight decay through ``apply_hyperparameters``). Any other changed key would make the
+# continued run a different experiment than its record says, and is refused.
+RESUMABLE = (
+    "trainer.epochs",
+    "optimizer.lr",
+    "optimizer.weight_decay",
+    "trainer.grad_clip_norm",
+    "trainer.log_every_n_steps",
+    "trainer.num_preview_images",
+    "trainer.keep_every",
+    "trainer.limit_val_batches",
+    "trainer.device",
+    "dataset.num_workers",
+)
+
+
+def _overrides(folder: Path) -> list[str]:
+    return [str(o) for o in OmegaConf.load(folder / "overrides.yaml")]
+
+
+def _saved_run_info(run_dir: Path) -> dict[str, Any] | None:
+    """The first run's overrides and choices, and each accepted resume's overrides, from the
+    records Hydra kept in .hydra/ (a refused resume leaves none: runtime/run_folder.py)."""
+    hydra_dir = run_dir / ".hydra"
+    if not ((hydra_dir / "overrides.yaml").is_file() and (hydra_dir / "hydra.yaml").is_file()):
         return None
-    choices = OmegaConf.load(hydra_yaml).hydra.runtime.choices
+    choices = OmegaConf.load(hydra_dir / "hydra.yaml").hydra.runtime.choices
+    resumes = [
+        [o for o in _overrides(sub) if not o.startswith("resume=")]
+        for sub in sorted(hydra_dir.glob("resume_*"))
+        if (sub / "overrides.yaml").is_file()
+    ]
     return {
-        "overrides": list(OmegaConf.load(overrides)),
+        "overrides": _overrides(hydra_dir),
         "choices": {k: v for k, v in choices.items() if not k.startswith("hydra")},
+        "resumes": resumes,
     }
+
+
+def _refuse(override: str, key: str, choices: dict) -> None:
+    if key in choices:
+        raise SegexpError(
+            f"{override}: a resumed run keeps its {key}; start a new run to change it "
+            f"(keys that can change on resume: {', '.join(RESUMABLE)})"
+        )
+    if key not in RESUMABLE:
+        raise SegexpError(
+            f"{override}: {key} cannot change on resume (the checkpoint was trained with its "
+            f"own value); start a new run, or change only {', '.join(RESUMABLE)}"
+        )
 
 
 def resume_config(
     cfg: DictConfig, info: dict[str, Any], run_dir: Path | None = None
 ) -> tuple[DictConfig, dict[str, Any]]:
-    """The resumed run's own config (from its last.pt), with plain key overrides given now
-    (e.g. trainer.epochs=20) applied on top; config groups cannot change on resume."""
+    """The resumed run's own config (from its last.pt), with the keys of ``RESUMABLE`` given now
+    (e.g. trainer.epochs=20) applied on top; any other change is refused."""
     last = last_checkpoint(str(cfg.resume))
     if not last.is_file():
         raise SegexpError(
@@ -187,19 +255,29 @@ def resume_config(
             f"resume={cfg.resume} continues in that folder, but hydra.run.dir={run_dir}: "
             "drop the hydra.run.dir override"
         )
-    saved = OmegaConf.create(upgrade(load_checkpoint(last)["config"]))
+    state = load_checkpoint(last)
+    saved = OmegaConf.create(upgrade(state["config"]))
     changed = [o for o in info["overrides"] if not o.startswith("resume=")]
     for override in changed:
         key = override.lstrip("+~").split("=", 1)[0]
-        if key in info["choices"]:
-            raise SegexpError(
-                f"{override}: a resumed run keeps its {key}; start a new run to change it "
-                "(plain keys such as trainer.epochs=20 can change on resume)"
-            )
+        _refuse(override, key, info["choices"])
         value = OmegaConf.select(cfg, key)
         if isinstance(value, DictConfig | ListConfig):
             value = OmegaConf.to_container(value, resolve=True)
         OmegaConf.update(saved, key, value, merge=False, force_add=True)
+    done = int(state.get("epoch", 0))
+    if int(saved.trainer.epochs) < done:
+        raise SegexpError(
+            f"trainer.epochs={saved.trainer.epochs} but {done} epochs of {cfg.resume} are already "
+            f"trained: give trainer.epochs={done} or more"
+        )
     saved.resume = None
-    original = _saved_run_info(last.parent.parent) or info
-    return saved, {"overrides": [*original["overrides"], *changed], "choices": original["choices"]}
+    original = _saved_run_info(last.parent.parent) or {**info, "overrides": [], "resumes": []}
+    resumes = original["resumes"]
+    if not resumes or resumes[-1] != changed:  # this resume, when Hydra has not recorded it
+        resumes = [*resumes, changed]
+    return saved, {
+        "overrides": original["overrides"],
+        "resumes": resumes,
+        "choices": original["choices"],
+    }
