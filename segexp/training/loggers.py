@@ -15,7 +15,7 @@ from torch.utils.tensorboard.summary import hparams
 from segexp.config.build import build
 from segexp.runtime import distributed
 
-FINAL_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc")
+FINAL_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc", "mBF1")
 
 
 class NullWriter:
@@ -42,10 +42,12 @@ def log_metrics(
 ) -> None:
     if loss is not None:
         writer.add_scalar(f"{split}/loss", loss, epoch)
-    for key in ("mIoU", "mDice", "pixel_acc", "mean_class_acc"):
+    for key in FINAL_METRICS:
         writer.add_scalar(f"{split}/{key}", metrics[key], epoch)
     for name, iou in metrics["per_class_iou"].items():
         writer.add_scalar(f"{split}_iou/{name}", iou, epoch)
+    for name, bf1 in metrics["per_class_bf1"].items():
+        writer.add_scalar(f"{split}_bf1/{name}", bf1, epoch)
 
 
 def hparam_values(cfg: DictConfig, run_info: dict[str, Any]) -> dict[str, Any]:
