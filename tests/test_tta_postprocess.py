@@ -131,3 +131,37 @@ def test_postprocess_none_builds_nothing():
         {"_target_": "segexp.evaluation.postprocess.SmallComponents", "min_size": 7}
     )
     assert build_postprocess(node).min_size == 7
+
+
+def test_final_test_pass_takes_tta_and_postprocessing_and_logs_confusion_images(tmp_path):
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from segexp.training.fit import fit
+
+    from .conftest import TINY, compose_config
+
+    overrides = [*TINY, "trainer.epochs=1", "test.inference.tta=ms_flip",
+                 "test.inference.scales=[1.0,1.5]", "postprocess@test.postprocess=small_components",
+                 "test.postprocess.min_size=4"]  # fmt: skip
+    fit(compose_config(overrides), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    test = summary["test"]
+    assert set(test["without_postprocess"]) >= {"mIoU", "mBF1", "per_class_bf1"}
+    assert "mBF1" in test and "mBF1" in summary["val"]
+    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0}).Reload()
+    assert {"val/confusion_matrix", "test/confusion_matrix"} <= set(events.Tags()["images"])
+    assert {"val/mBF1", "test/mBF1", "val_bf1/disc"} <= set(events.Tags()["scalars"])
+    image = events.Images("val/confusion_matrix")[0]
+    assert image.width > 100 and image.height > 100
+    # the same numbers as segexp-evaluate with the same options: one path
+    from .conftest import evaluate_tool
+
+    again = evaluate_tool(
+        f"run={tmp_path}", "inference.tta=ms_flip", "inference.scales=[1.0,1.5]",
+        "postprocess=small_components", "postprocess.min_size=4", f"output={tmp_path / 'e'}",
+    )  # fmt: skip
+    assert again["mIoU"] == test["mIoU"]
+    assert again["without_postprocess"]["mIoU"] == test["without_postprocess"]["mIoU"]
+    assert "tta: ms_flip" in (tmp_path / "resolved_config.yaml").read_text()
