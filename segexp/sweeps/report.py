@@ -214,7 +214,7 @@ def plot(rows: list[dict[str, Any]], class_names: list[str], path: Path) -> None
     fig, (left, right) = plt.subplots(1, 2, figsize=(width, 4.5), constrained_layout=True)
     means, stds = values("test_mIoU")
     left.bar(x, means, yerr=stds, capsize=4, color="tab:blue")
-    left.set_title("test mIoU (mean ± std over seeds)")
+    left.set_title("test mIoU (mean ± sample std over seeds)")
     left.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
     left.set_ylim(0, 1)
     bar = 0.8 / max(len(rows), 1)

@@ -46,7 +46,7 @@ def log_metrics(
         writer.add_scalar(f"{split}/{key}", metrics[key], epoch)
     for name, iou in metrics["per_class_iou"].items():
         writer.add_scalar(f"{split}_iou/{name}", iou, epoch)
-    for name, bf1 in metrics["per_class_bf1"].items():
+    for name, bf1 in metrics.get("per_class_bf1", {}).items():
         writer.add_scalar(f"{split}_bf1/{name}", bf1, epoch)
 
 
@@ -72,7 +72,8 @@ def log_hparams(
     if file_writer is None:  # logger=none
         return
     metrics = {
-        f"final/{split}_{key}": float(result[key])
+        # .get: a run resumed from a checkpoint older than a metric has no value for it
+        f"final/{split}_{key}": float(result.get(key, float("nan")))
         for split, result in splits.items()
         for key in FINAL_METRICS
     }
