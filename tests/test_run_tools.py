@@ -83,14 +83,35 @@ def test_evaluate_reproduces_the_final_test_pass_and_writes_its_files(run_dir):
     assert 0 <= on_disk["mBF1"] <= 1 and on_disk["mBF1"] == summary["test"]["mBF1"]
 
 
-def test_evaluate_reports_metrics_with_and_without_postprocessing(tmp_path):
-    # An untrained model without its head's bias: speckled predictions of several classes,
-    # which multi-scale TTA and post-processing visibly change.
-    run_dir = untrained_run(tmp_path / "run", [*TINY, "logger=none"])
+def speckled_run(folder):
+    """An untrained model without its head's bias: speckled predictions of several classes,
+    which multi-scale TTA and post-processing visibly change."""
+    run_dir = untrained_run(folder, [*TINY, "logger=none"])
     state = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     state["model"]["net.head.bias"].zero_()
     state["model"]["net.head.weight"].mul_(10)
     save_checkpoint(state, run_dir / "checkpoints" / "best.pt")
+    return run_dir
+
+
+def test_predict_post_processes_the_masks_it_writes(tmp_path):
+    from segexp.evaluation.postprocess import SmallComponents
+
+    run_dir = speckled_run(tmp_path / "run")
+    image = tmp_path / "in" / "scene.png"
+    image.parent.mkdir()
+    Image.fromarray(generate_scene(np.random.default_rng(3), 40, 48)[0]).save(image)
+    predict_tool(f"run={run_dir}", f"input={image}", f"output={tmp_path / 'plain'}")
+    predict_tool(f"run={run_dir}", f"input={image}", f"output={tmp_path / 'post'}",
+                 "postprocess=small_components", "postprocess.min_size=8")  # fmt: skip
+    plain = torch.from_numpy(np.array(Image.open(tmp_path / "plain" / "masks" / "scene.png")))
+    post = np.array(Image.open(tmp_path / "post" / "masks" / "scene.png"))
+    assert not np.array_equal(post, plain.numpy())
+    assert np.array_equal(post, SmallComponents(min_size=8)(plain.long()).numpy())
+
+
+def test_evaluate_reports_metrics_with_and_without_postprocessing(tmp_path):
+    run_dir = speckled_run(tmp_path / "run")
     plain = evaluate_tool(f"run={run_dir}", f"output={tmp_path / 'plain'}")
     post = evaluate_tool(
         f"run={run_dir}", "postprocess=small_components", "postprocess.min_size=8",
