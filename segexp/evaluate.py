@@ -27,6 +27,8 @@ from segexp.errors import SegexpError
 from segexp.evaluation.loop import evaluate
 from segexp.evaluation.outputs import save_class_map, save_confusion_png, write_per_class_csv
 from segexp.evaluation.pipeline import InferenceOptions
+from segexp.evaluation.postprocess import build_postprocess
+from segexp.metrics.split import SplitMetrics
 from segexp.metrics.table import metrics_table
 from segexp.runtime import interrupt
 from segexp.storage.files import write_json
@@ -67,7 +69,9 @@ def scored_dataset(run: LoadedRun, cfg: DictConfig):
     return EvaluationSamples(data, evaluation_transform(run.cfg))
 
 
-def output_dir(run: LoadedRun, cfg: DictConfig, options: InferenceOptions) -> Path:
+def output_dir(
+    run: LoadedRun, cfg: DictConfig, options: InferenceOptions, postprocess: str | None
+) -> Path:
     if cfg.output:
         return Path(cfg.output)
     source = Path(cfg.data).name if cfg.data else cfg.split
@@ -76,6 +80,8 @@ def output_dir(run: LoadedRun, cfg: DictConfig, options: InferenceOptions) -> Pa
         tag += f"_tta-{options.tta}"
     if options.tile is not None:
         tag += "_sliding"
+    if postprocess:
+        tag += f"_post-{postprocess}"
     return run.checkpoint.parent / tag
 
 
@@ -91,17 +97,29 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         num_workers=int(run.cfg.dataset.num_workers),
         collate_fn=list_collate,
     )
-    out = output_dir(run, cfg, options)
+    postprocess = build_postprocess(cfg.postprocess)
+    post_name = getattr(postprocess, "name", None)
+    out = output_dir(run, cfg, options, post_name)
     on_sample = None
     if cfg.save_predictions:
         (out / "predictions").mkdir(parents=True, exist_ok=True)
         on_sample = functools.partial(_save_prediction, out / "predictions", dataset.names)
     exp = run.experiment
+    post_metrics = None
+    if postprocess is not None:
+        m = exp.metrics
+        post_metrics = SplitMetrics(
+            m.confusion.num_classes, m.ignore_index, m.boundary.tolerance, m.matrix.device
+        )
     evaluate(
-        exp.model, loader, exp.dev, exp.confusion,
+        exp.model, loader, exp.dev, exp.metrics,
         num_batches=len(loader), options=options, desc="evaluate", on_sample=on_sample,
+        postprocess=postprocess, post_metrics=post_metrics,
     )  # fmt: skip
-    metrics = exp.confusion.compute(exp.class_names)
+    metrics = exp.metrics.compute(exp.class_names)
+    # With post-processing, the top-level metrics are the post-processed ones (what the
+    # predictions written are); "without_postprocess" holds the model's own, side by side.
+    final = post_metrics if post_metrics is not None else exp.metrics
     out.mkdir(parents=True, exist_ok=True)
     result = {
         "run_dir": str(run.run_dir),
@@ -110,14 +128,23 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         "num_images": len(dataset),
         "scored_at": "the labels' own resolution",
         "inference": OmegaConf.to_container(cfg.inference),
+        "postprocess": OmegaConf.to_container(cfg.postprocess) or None,
+        "boundary_tolerance": exp.metrics.boundary.tolerance,
         "device": str(exp.dev.device),
-        **metrics,
-        "confusion_matrix": exp.confusion.matrix.cpu().tolist(),
+        **final.compute(exp.class_names),
+        "confusion_matrix": final.matrix.cpu().tolist(),
     }
-    write_per_class_csv(metrics, out / "per_class.csv")
-    save_confusion_png(exp.confusion.matrix, exp.class_names, out / "confusion.png")
+    tables = {"eval": result}
+    if post_metrics is not None:
+        result["without_postprocess"] = {
+            **metrics,
+            "confusion_matrix": exp.metrics.matrix.cpu().tolist(),
+        }
+        tables = {"model": metrics, post_name or "post": result}
+    write_per_class_csv(result, out / "per_class.csv")
+    save_confusion_png(final.matrix, exp.class_names, out / "confusion.png")
     write_json(result, out / "metrics.json")  # last: its presence means the others are complete
-    log.info("%s\n%s", result["data"], metrics_table({"eval": metrics}))
+    log.info("%s\n%s", result["data"], metrics_table(tables))
     log.info("written to %s", out)
     return result
 

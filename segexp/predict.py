@@ -2,8 +2,9 @@
 
 Segments images with a trained run: each is decoded as training decodes it, goes through the
 run's evaluation transform and the same inference pipeline as evaluation, and its mask comes
-back at the image's own size. Writes masks/<stem>.png (class indices), overlays/<stem>.png and,
-with save_probs=true, probs/<stem>.npy (conf/predict.yaml lists every option).
+back at the image's own size (then post-processed, with postprocess=...). Writes
+masks/<stem>.png (class indices), overlays/<stem>.png and, with save_probs=true,
+probs/<stem>.npy (conf/predict.yaml lists every option).
 """
 
 import logging
@@ -26,6 +27,7 @@ from segexp.data.sample import image_tensor
 from segexp.errors import SegexpError
 from segexp.evaluation.outputs import save_class_map
 from segexp.evaluation.pipeline import predict_image, to_probabilities
+from segexp.evaluation.postprocess import build_postprocess
 from segexp.runtime import interrupt
 from segexp.training.experiment import load_run
 from segexp.visual.colours import overlay, palette
@@ -76,6 +78,7 @@ def output_folders(cfg: DictConfig, images: list[Path]) -> dict[str, Path]:
 def predict(cfg: DictConfig) -> list[Path]:
     """Segment every input image; returns the mask files written."""
     options = build(cfg.inference)
+    postprocess = build_postprocess(cfg.postprocess)
     images = input_images(Path(cfg.input))
     folders = output_folders(cfg, images)
     run = load_run(cfg.run, cfg.checkpoint, cfg.device)
@@ -92,6 +95,9 @@ def predict(cfg: DictConfig) -> list[Path]:
             # Accumulating on the host keeps device memory bounded by the tile batch.
             scores = predict_image(run.model, x, image.shape[:2], options, accumulate_on="cpu")
         mask = scores.argmax(dim=1)[0].cpu()
+        if postprocess is not None:
+            probs = to_probabilities(scores, options)[0].cpu()
+            mask = postprocess(mask, probs, torch.from_numpy(np.atleast_3d(image)).permute(2, 0, 1))
         save_class_map(mask, folders["masks"] / f"{path.stem}.png")
         blended = overlay(image, mask.numpy(), colours, float(cfg.alpha))
         Image.fromarray(blended).save(folders["overlays"] / f"{path.stem}.png")

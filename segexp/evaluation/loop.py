@@ -5,6 +5,9 @@ size are stacked and go through the inference pipeline together, never padded by
 so an image's prediction is the same in any batch and in ``segexp.predict``. Predictions are
 scored against the masks as given: at the labels' own resolution when the dataset is
 ``EvaluationSamples``, after the evaluation transform when the transform was applied to both.
+
+With a post-processor, the predictions fill ``metrics`` as they come from the model and, after
+post-processing, ``post_metrics``: one pass gives both, side by side.
 """
 
 from collections import defaultdict
@@ -16,13 +19,18 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from segexp.evaluation.pipeline import InferenceOptions, at_size, scores
+from segexp.evaluation.pipeline import InferenceOptions, at_size, scores, to_probabilities
 from segexp.metrics.confusion import ConfusionMatrix
+from segexp.metrics.split import SplitMetrics
 from segexp.runtime import distributed, interrupt
 from segexp.runtime.device import Device
 
-# on_sample(index in the loader's order, prediction (H, W), target (H, W)), both on the device
+# on_sample(index in the loader's order, prediction (H, W), target (H, W)), both on the device;
+# the prediction is the post-processed one when there is a post-processor.
 SampleHook = Callable[[int, torch.Tensor, torch.Tensor], None]
+# postprocess(prediction (H, W), probabilities (classes, H, W), image (channels, H, W) uint8),
+# all at the target's size -> new prediction (H, W)
+PostProcess = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -40,12 +48,19 @@ def _groups_by_size(images: list[torch.Tensor]) -> list[list[int]]:
     return list(groups.values())
 
 
+def _image_at(image: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    resized = F.interpolate(image[None].float(), size=tuple(size), mode="bilinear")
+    return resized[0].round().clamp(0, 255).byte()
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
     batches: Iterable,
     dev: Device,
-    confusion: ConfusionMatrix,
+    metrics: SplitMetrics | ConfusionMatrix,
     *,
     num_batches: int,
     options: InferenceOptions | None = None,
@@ -53,11 +68,18 @@ def evaluate(
     desc: str = "val",
     num_preview: int = 0,
     on_sample: SampleHook | None = None,
+    postprocess: PostProcess | None = None,
+    post_metrics: SplitMetrics | ConfusionMatrix | None = None,
 ) -> Evaluation:
-    """Fills ``confusion`` over the whole split (all-reduced across processes)."""
+    """Fills ``metrics`` (and ``post_metrics`` with ``postprocess``) over the whole split,
+    all-reduced across processes."""
     options = options or InferenceOptions()
     model.eval()
-    confusion.reset()
+    filled = [metrics] if postprocess is None else [metrics, post_metrics]
+    if any(m is None for m in filled):
+        raise ValueError("postprocess needs post_metrics to fill")
+    for m in filled:
+        m.reset()
     loss_sum = torch.zeros((), device=dev.device)
     loss_terms = 0
     index = 0
@@ -68,25 +90,39 @@ def evaluate(
     for step, (images, masks) in enumerate(interrupt.until_stopped(bar), start=1):
         for group in _groups_by_size(images):
             x = dev.images(torch.stack([images[i] for i in group]))
-            with dev.autocast():
-                out = scores(model, x, options)
             targets = [masks[i].to(dev.device, non_blocking=True).long() for i in group]
-            at_label_size = all(t.shape == x.shape[-2:] for t in targets)
-            if at_label_size:
+            label_sizes = {tuple(t.shape) for t in targets}
+            # Multi-scale TTA averages at the labels' size when the group shares one.
+            size = next(iter(label_sizes)) if len(label_sizes) == 1 else None
+            with dev.autocast():
+                out = scores(model, x, options, size=size)
+            if all(t.shape == out.shape[-2:] for t in targets):
                 stacked = torch.stack(targets)
                 predictions = out.argmax(dim=1)
-                confusion.update(predictions, stacked)
+                metrics.update(predictions, stacked)
+                label_scores = list(out)
                 if loss_fn is not None and options.plain:
                     with dev.autocast():
                         loss_sum += loss_fn(out, stacked).float()
                     loss_terms += 1
             else:
+                label_scores = [
+                    at_size(out[k : k + 1], t.shape, options)[0] for k, t in enumerate(targets)
+                ]
+                predictions = [s.argmax(dim=0) for s in label_scores]
+                for prediction, target in zip(predictions, targets, strict=True):
+                    metrics.update(prediction, target)
+            if postprocess is not None:
                 predictions = [
-                    at_size(out[k : k + 1], t.shape, options).argmax(dim=1)[0]
-                    for k, t in enumerate(targets)
+                    postprocess(
+                        predictions[k],
+                        to_probabilities(label_scores[k][None], options)[0],
+                        _image_at(images[i], targets[k].shape),
+                    )
+                    for k, i in enumerate(group)
                 ]
                 for prediction, target in zip(predictions, targets, strict=True):
-                    confusion.update(prediction, target)
+                    post_metrics.update(prediction, target)
             for k, (i, target) in enumerate(zip(group, targets, strict=True)):
                 if on_sample is not None:
                     on_sample(index + i, predictions[k], target)
@@ -96,7 +132,8 @@ def evaluate(
         if step >= num_batches:
             break
     interrupt.check()  # SIGINT/SIGTERM: stop after the batch in flight, score nothing partial
-    confusion.all_reduce()
+    for m in filled:
+        m.all_reduce()
     loss = None
     if loss_fn is not None and options.plain:  # every rank joins the all-reduce
         mean = distributed.mean_over_ranks(loss_sum, loss_terms)

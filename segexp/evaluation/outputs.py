@@ -15,22 +15,22 @@ from segexp.errors import SegexpError
 def write_per_class_csv(metrics: dict[str, Any], path: Path) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["class", "iou", "dice"])
+        writer.writerow(["class", "iou", "dice", "bf1"])
         for name, iou in metrics["per_class_iou"].items():
-            writer.writerow([name, iou, metrics["per_class_dice"][name]])
+            bf1 = metrics.get("per_class_bf1", {}).get(name, "")
+            writer.writerow([name, iou, metrics["per_class_dice"][name], bf1])
 
 
-def save_confusion_png(matrix: torch.Tensor, names: list[str], path: Path) -> None:
-    """Row-normalised (recall) heat map with the fractions written in each cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def confusion_figure(matrix: torch.Tensor, names: list[str]):
+    """Row-normalised (recall) heat map with the fractions written in each cell: the picture
+    segexp.evaluate saves and training logs to TensorBoard (val each epoch, test)."""
+    from matplotlib.figure import Figure
 
     counts = matrix.cpu().double()
     rows = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
     size = 1.0 + 0.7 * len(names)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    fig = Figure(figsize=(size + 1.5, size))
+    ax = fig.add_subplot()
     image = ax.imshow(rows.numpy(), cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
@@ -43,8 +43,11 @@ def save_confusion_png(matrix: torch.Tensor, names: list[str], path: Path) -> No
                 ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", color=colour)
     fig.colorbar(image, ax=ax, label="fraction of the ground-truth row")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def save_confusion_png(matrix: torch.Tensor, names: list[str], path: Path) -> None:
+    confusion_figure(matrix, names).savefig(path, dpi=100)
 
 
 def save_class_map(classes: torch.Tensor | np.ndarray, path: Path) -> None:

@@ -6,12 +6,14 @@ functions (and ``segexp.export`` exports the same model), so an image gets the s
 whichever of them produced it:
 
     decoded uint8 image -> the run's evaluation transform (aug.eval, e.g. a resize)
-      -> model (normalises, pads to its size multiple, crops back) [sliding window, flip TTA]
-      -> scores at the transformed size -> mapped back to the original size -> argmax
+      -> model (normalises, pads to its size multiple, crops back) [sliding window, flip and
+         multi-scale TTA] -> scores mapped back to the original size -> argmax
 
 Scores are logits for a single whole-image pass, and probabilities (float32, averaged over
-tiles and flips) otherwise. Mapping back to another size resizes probabilities bilinearly, then
-takes the argmax, as papers report.
+tiles, flips and scales) otherwise. Mapping back to another size resizes probabilities
+bilinearly, then takes the argmax, as papers report. Multi-scale TTA (``ms``, ``ms_flip``)
+resizes the normalised image by each scale, and each scale's probabilities go straight to the
+size asked for (the labels' resolution) and are averaged there (MMSegmentation's aug_test).
 """
 
 import math
@@ -25,7 +27,14 @@ from torch import nn
 from segexp.errors import SegexpError
 from segexp.ops.padding import pad_to_size
 
-TTA_MODES = {"none": [], "flip": [[-1]], "flip_hv": [[-1], [-2]]}
+# The flips of each TTA mode; the "ms" modes also run every scale of InferenceOptions.scales.
+TTA_MODES = {
+    "none": [],
+    "flip": [[-1]],
+    "flip_hv": [[-1], [-2]],
+    "ms": [],
+    "ms_flip": [[-1]],
+}
 
 
 @dataclass(frozen=True)
@@ -35,13 +44,16 @@ class InferenceOptions:
     tile: (height, width) of sliding-window tiles, or None for one pass over the whole image.
     overlap: fraction of a tile shared with its neighbour (0 <= overlap < 1).
     tile_batch: tiles per forward pass; bounds activation memory whatever the image size.
-    tta: "none", "flip" (horizontal) or "flip_hv" (horizontal and vertical).
+    tta: "none", "flip" (horizontal), "flip_hv" (horizontal and vertical), "ms" (the scales)
+        or "ms_flip" (the scales, each also flipped horizontally).
+    scales: image scale factors of the "ms" modes (other modes run at scale 1 only).
     """
 
     tile: Sequence[int] | None = None
     overlap: float = 0.5
     tile_batch: int = 8
     tta: str = "none"
+    scales: Sequence[float] = (0.75, 1.0, 1.25)
 
     def __post_init__(self) -> None:
         if self.tta not in TTA_MODES:
@@ -60,6 +72,17 @@ class InferenceOptions:
             object.__setattr__(self, "tile", tile)
         if self.tile_batch < 1:
             raise SegexpError(f"inference.tile_batch={self.tile_batch}: must be at least 1")
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or min(scales) <= 0:
+            raise SegexpError(
+                f"inference.scales={list(self.scales)}: give positive factors, "
+                "e.g. inference.scales=[0.75,1.0,1.25]"
+            )
+        object.__setattr__(self, "scales", scales)
+
+    @property
+    def scale_factors(self) -> tuple[float, ...]:
+        return self.scales if self.tta.startswith("ms") else (1.0,)
 
     @property
     def plain(self) -> bool:
@@ -141,18 +164,28 @@ def _normalised(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return images.float() if normalize is None else normalize(images)
 
 
+def _resized(probs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(probs.shape[-2:]) == size:
+        return probs
+    return F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
+
+
 @torch.inference_mode()
 def scores(
     model: nn.Module,
     images: torch.Tensor,
     options: InferenceOptions,
     accumulate_on: torch.device | str | None = None,
+    size: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """(N, classes, H, W) scores of uint8 images (N, C, H, W): logits when ``options.plain``,
-    else probabilities averaged over the TTA flips (each flipped back)."""
+    """(N, classes, H, W) scores of uint8 images (N, C, H, W): logits at the images' size when
+    ``options.plain``, else probabilities averaged over the TTA flips (each flipped back) and
+    scales, at ``size`` (default: the images' own size)."""
     if options.plain:
         return model(images)
     x = _normalised(model, images)
+    height, width = x.shape[-2:]
+    size = (height, width) if size is None else (int(size[0]), int(size[1]))
 
     def once(x: torch.Tensor) -> torch.Tensor:
         if options.tile is None:
@@ -161,11 +194,19 @@ def scores(
             model, x, options.tile, options.overlap, options.tile_batch, accumulate_on
         )
 
-    probs = once(x)
-    flips = TTA_MODES[options.tta]
-    for dims in flips:
-        probs = probs + once(x.flip(dims)).flip(dims).to(probs.device)
-    return probs / (1 + len(flips))
+    total, passes = None, 0
+    for scale in options.scale_factors:
+        scaled = x
+        if scale != 1.0:
+            scaled_size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            scaled = F.interpolate(x, size=scaled_size, mode="bilinear", align_corners=False)
+        probs = once(scaled)
+        for dims in TTA_MODES[options.tta]:
+            probs = probs + once(scaled.flip(dims)).flip(dims).to(probs.device)
+        probs = _resized(probs, size)
+        total = probs if total is None else total + probs.to(total.device)
+        passes += 1 + len(TTA_MODES[options.tta])
+    return total / passes
 
 
 def to_probabilities(scores: torch.Tensor, options: InferenceOptions) -> torch.Tensor:
@@ -192,4 +233,4 @@ def predict_image(
 ) -> torch.Tensor:
     """Scores (1, classes, *size) of one transformed uint8 image (1, C, h, w) on the model's
     device: what predict writes, and what the evaluation loop computes for the same image."""
-    return at_size(scores(model, image, options, accumulate_on), size, options)
+    return at_size(scores(model, image, options, accumulate_on, size), size, options)

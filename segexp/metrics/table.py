@@ -29,4 +29,9 @@ def metrics_table(splits: dict[str, dict[str, Any]]) -> str:
         f"{'pixel acc':<{width}}"
         + "".join(f"  {_fmt(m['pixel_acc']):>8}  {'':>9}" for m in splits.values())
     )
+    if all("mBF1" in m for m in splits.values()):
+        lines.append(
+            f"{'boundary F1':<{width}}"
+            + "".join(f"  {_fmt(m['mBF1']):>8}  {'':>9}" for m in splits.values())
+        )
     return "\n".join(lines)

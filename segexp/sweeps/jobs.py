@@ -107,9 +107,22 @@ def group_variants(jobs: list[Job]) -> list[Variant]:
     result = list(variants.values())
     varying = varying_keys(result)
     for variant in result:
-        shown = [o for o in variant.overrides if override_key(o) in varying]
+        shown = [readable(o) for o in variant.overrides if override_key(o) in varying]
         variant.label = " ".join(shown) or "(all jobs)"
     return result
+
+
+def readable(override: str) -> str:
+    """``optimizer.lr=0.0012345678`` -> ``optimizer.lr=0.00123``: Optuna's sampled floats rounded
+    to 3 significant digits for labels (the overrides themselves stay exact)."""
+    key, sep, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    if not sep or ("." not in value and "e" not in value.lower()):
+        return override  # integers and words as typed
+    return f"{key}={number:.3g}"
 
 
 def varying_keys(variants: list[Variant]) -> set[str]:

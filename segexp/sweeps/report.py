@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from segexp.sweeps.caveats import caveats
 from segexp.sweeps.jobs import (
     Job,
     Variant,
@@ -26,7 +27,7 @@ from segexp.sweeps.paired import Comparison, compare
 SCALARS = [
     (f"{split}_{key}", (split, key))
     for split in ("val", "test")
-    for key in ("mIoU", "mDice", "pixel_acc")
+    for key in ("mIoU", "mDice", "pixel_acc", "mBF1")
 ] + [("train_time_s", ("train_time_s",)), ("images_per_s", ("images_per_s",))]
 
 
@@ -94,6 +95,10 @@ def _signed(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:+.4f}"
 
 
+def _interval(low: float, high: float) -> str:
+    return "-" if math.isnan(low) else f"[{_signed(low)}, {_signed(high)}]"
+
+
 def markdown(
     sweep_dir: Path,
     jobs: list[Job],
@@ -101,6 +106,7 @@ def markdown(
     rows: list[dict[str, Any]],
     class_names: list[str],
     comparisons: list[Comparison],
+    warnings: list[str] | None = None,
 ) -> str:
     counts = {s: sum(j.status == s for j in jobs) for s in ("completed", "failed", "interrupted")}
     unfinished = len(jobs) - sum(counts.values())
@@ -109,20 +115,21 @@ def markdown(
         "",
         f"{len(jobs)} jobs: {counts['completed']} completed, {counts['failed']} failed, "
         f"{counts['interrupted']} interrupted, {unfinished} without summary.json "
-        "(running or killed). Mean ± standard deviation over seeds; val at each run's best "
-        "epoch, test with its weights.",
+        "(running or killed). Mean ± sample standard deviation (ddof=1) over seeds (no ± with "
+        "one seed); val at each run's best epoch, test with its weights. mBF1: boundary F1.",
         "",
         f"Overrides common to all jobs: `{' '.join(common) or 'none'}`",
         "",
-        "## Variants",
-        "",
     ]
+    if warnings:
+        lines += ["## Read with care", "", *warnings, ""]
+    lines += ["## Variants", ""]
     lines += _table(
-        ["variant", "seeds", "val mIoU", "val mDice", "val pixel acc", "test mIoU",
-         "test mDice", "test pixel acc", "train time (s)", "images/s"],
+        ["variant", "seeds", "val mIoU", "val mDice", "val pixel acc", "val mBF1", "test mIoU",
+         "test mDice", "test pixel acc", "test mBF1", "train time (s)", "images/s"],
         [
             [f"`{r['variant']}`", str(r["seeds"])]
-            + [_pm(r, c) for c, _ in SCALARS[:6]]
+            + [_pm(r, c) for c, _ in SCALARS[:8]]
             + [_pm(r, "train_time_s", 1), _pm(r, "images_per_s", 1)]
             for r in rows
         ],
@@ -141,18 +148,23 @@ def markdown(
         "## Paired differences in test mIoU",
         "",
         "Each value of a factor against the factor's first value, all other overrides held "
-        "equal, averaged over the seeds both ran; 95% bootstrap interval over test images "
-        "(2000 resamples of the per-image intersection/union counts, the same images for every "
-        "run). The interval reflects which test images were drawn, not seed-to-seed "
-        "variation: read it together with the standard deviations above.",
+        "equal, averaged over the seeds both ran. **95% CI**: hierarchical bootstrap (2000 "
+        "resamples: the seeds with replacement, then the test images of each drawn seed, the "
+        "same images for both runs), so it covers both seed-to-seed and test-set variation. "
+        "**t over seeds**: mean ± t · s/√k over the per-seed differences (seed variation only; "
+        "needs 2 seeds). **images only**: the bootstrap over test images with the seeds held "
+        "fixed. **seed std**: sample std (ddof=1) of the per-seed differences.",
         "",
     ]
     if comparisons:
         lines += _table(
-            ["factor", "held equal", "baseline", "value", "seeds", "Δ test mIoU", "95% CI"],
+            ["factor", "held equal", "baseline", "value", "seeds", "Δ test mIoU", "seed std",
+             "95% CI (seeds + images)", "95% t over seeds", "95% images only"],
             [
                 [c.factor, f"`{c.held}`", c.baseline, c.value, ",".join(c.seeds),
-                 _signed(c.diff), f"[{_signed(c.ci_low)}, {_signed(c.ci_high)}]"]
+                 _signed(c.diff), "-" if math.isnan(c.seed_std) else f"{c.seed_std:.4f}",
+                 _interval(c.ci_low, c.ci_high), _interval(c.t_low, c.t_high),
+                 _interval(c.images_low, c.images_high)]
                 for c in comparisons
             ],
         )  # fmt: skip
@@ -198,7 +210,7 @@ def plot(rows: list[dict[str, Any]], class_names: list[str], path: Path) -> None
     fig, (left, right) = plt.subplots(1, 2, figsize=(width, 4.5), constrained_layout=True)
     means, stds = values("test_mIoU")
     left.bar(x, means, yerr=stds, capsize=4, color="tab:blue")
-    left.set_title("test mIoU (mean ± std over seeds)")
+    left.set_title("test mIoU (mean ± sample std over seeds)")
     left.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
     left.set_ylim(0, 1)
     bar = 0.8 / max(len(rows), 1)
@@ -210,11 +222,31 @@ def plot(rows: list[dict[str, Any]], class_names: list[str], path: Path) -> None
     right.set_title("test IoU per class")
     right.set_xticks(classes + bar * (len(rows) - 1) / 2, class_names, rotation=30, ha="right")
     right.set_ylim(0, 1)
-    right.legend(fontsize=7)
+    # Below the axes, so that long variant names are never cut off or drawn over the bars.
+    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
+
+
+def is_search(sweep_dir: Path) -> bool:
+    """An Optuna search (its trials are ranked by the objective, not compared pairwise)."""
+    if (sweep_dir / "optimization_results.yaml").is_file():
+        return True
+    multirun = sweep_dir / "multirun.yaml"
+    return multirun.is_file() and "optuna" in multirun.read_text()
+
+
+def rank_trials(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trials sorted by val mIoU (the objective Optuna maximises), the best marked."""
+    ranked = sorted(
+        rows,
+        key=lambda r: -r["val_mIoU_mean"] if not math.isnan(r["val_mIoU_mean"]) else math.inf,
+    )
+    if ranked and not math.isnan(ranked[0]["val_mIoU_mean"]):
+        ranked[0] = {**ranked[0], "variant": f"{ranked[0]['variant']} (best)"}
+    return ranked
 
 
 def write_report(sweep_dir: Path, replicates: int = 2000) -> list[Job]:
@@ -225,9 +257,14 @@ def write_report(sweep_dir: Path, replicates: int = 2000) -> list[Job]:
     completed = [job for job in jobs if job.status == "completed"]
     class_names = _class_names(completed)
     rows = variant_rows(variants, class_names)
+    if is_search(sweep_dir):
+        rows = rank_trials(rows)
     comparisons = compare(variants, replicates)
+    warnings = caveats(variants, comparisons)
     (sweep_dir / "report.md").write_text(
-        markdown(sweep_dir, jobs, common_overrides(variants), rows, class_names, comparisons)
+        markdown(
+            sweep_dir, jobs, common_overrides(variants), rows, class_names, comparisons, warnings
+        )
     )
     write_csv(rows, sweep_dir / "report.csv")
     if completed:

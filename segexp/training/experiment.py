@@ -16,7 +16,7 @@ from segexp.config.legacy import upgrade
 from segexp.data.loaders import Splits, build_splits
 from segexp.errors import SegexpError
 from segexp.losses.auxiliary import WithAuxiliary
-from segexp.metrics.confusion import ConfusionMatrix
+from segexp.metrics.split import SplitMetrics
 from segexp.models.wrapper import SegmentationModel
 from segexp.runtime import distributed
 from segexp.runtime.device import Device, make_device
@@ -32,7 +32,7 @@ class Experiment:
     train_model: nn.Module  # what a training step calls (DDP-wrapped and/or compiled)
     eval_model: nn.Module  # what evaluation calls (compiled, never DDP: see distributed.py)
     loss_fn: nn.Module
-    confusion: ConfusionMatrix
+    metrics: SplitMetrics  # the confusion matrix and boundary F1 the evaluation loop fills
     class_names: list[str]
     splits: Splits | None = None
     optimizer: torch.optim.Optimizer | None = None
@@ -58,11 +58,12 @@ def build_experiment(cfg: DictConfig, *, training: bool = True) -> Experiment:
     model = build_model(cfg, dev)
     num_classes, ignore_index = int(cfg.dataset.num_classes), int(cfg.dataset.ignore_index)
     loss_fn = WithAuxiliary(build(cfg.loss), model.aux_loss_weight).to(dev.device)
-    confusion = ConfusionMatrix(num_classes, ignore_index, device=dev.device)
+    tolerance = OmegaConf.select(cfg, "metrics.boundary_tolerance", default=2)
+    metrics = SplitMetrics(num_classes, ignore_index, tolerance, device=dev.device)
     names = class_names(cfg.dataset)
     if not training:
         model.eval()
-        return Experiment(cfg, dev, model, model, model, loss_fn, confusion, names)
+        return Experiment(cfg, dev, model, model, model, loss_fn, metrics, names)
     trainer = cfg.trainer
     splits = build_splits(cfg, pin_memory=dev.device.type == "cuda")
     model, train_model = distributed.prepare_model(model, bool(trainer.get("sync_bn", False)))
@@ -73,7 +74,7 @@ def build_experiment(cfg: DictConfig, *, training: bool = True) -> Experiment:
     scheduler = build(cfg.scheduler)(optimizer=optimizer, total_steps=total_steps)
     scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
     return Experiment(
-        cfg, dev, model, train_model, eval_model, loss_fn, confusion, names,
+        cfg, dev, model, train_model, eval_model, loss_fn, metrics, names,
         splits, optimizer, scheduler, scaler,
     )  # fmt: skip
 

@@ -10,12 +10,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import segexp
+from segexp.config.build import build
 from segexp.config.checks import validate
 from segexp.data.checks import preflight
 from segexp.data.class_weights import resolve_auto_class_weights
 from segexp.errors import SegexpError
 from segexp.evaluation.loop import evaluate
+from segexp.evaluation.outputs import confusion_figure
+from segexp.evaluation.postprocess import build_postprocess
 from segexp.metrics.per_image import PerImageScores
+from segexp.metrics.split import SplitMetrics
 from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
 from segexp.runtime import distributed, interrupt
@@ -24,7 +28,7 @@ from segexp.storage.checkpoint import load_checkpoint
 from segexp.storage.files import write_json
 from segexp.training.epoch import train_one_epoch
 from segexp.training.experiment import Experiment, build_experiment
-from segexp.training.loggers import log_hparams, log_metrics, open_writer
+from segexp.training.loggers import NullWriter, log_hparams, log_metrics, open_writer
 from segexp.training.resume import Progress, restore, save_epoch, training_state
 from segexp.training.transfer import freeze_schedule
 from segexp.visual.colours import palette, preview_grid
@@ -138,13 +142,14 @@ def run_epoch(
     progress.images_seen += seen
     distributed.sync_buffers(exp.model)
     result = evaluate(
-        exp.eval_model, splits.val, exp.dev, exp.confusion,
+        exp.eval_model, splits.val, exp.dev, exp.metrics,
         num_batches=splits.val_batches, loss_fn=exp.loss_fn,
         num_preview=int(cfg.trainer.num_preview_images),
     )  # fmt: skip
-    val = exp.confusion.compute(exp.class_names)
+    val = exp.metrics.compute(exp.class_names)
     writer.add_scalar("train/epoch_loss", train_loss, epoch)
     log_metrics(writer, "val", val, result.loss, epoch)
+    log_confusion(writer, "val", exp.metrics.matrix, exp.class_names, epoch)
     if result.preview:
         grid = preview_grid(*result.preview, palette(len(exp.class_names)))
         writer.add_image("val/image_truth_prediction", grid, epoch)
@@ -166,24 +171,44 @@ def run_epoch(
     return time.perf_counter()
 
 
+def log_confusion(writer, split: str, matrix: torch.Tensor, names: list[str], step: int) -> None:
+    """The row-normalised confusion matrix as an image (``<split>/confusion_matrix``)."""
+    if not isinstance(writer, NullWriter):  # drawing takes time: only for a real writer
+        writer.add_figure(f"{split}/confusion_matrix", confusion_figure(matrix, names), step)
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
 def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress) -> dict:
-    """The test split scored with best.pt's weights, at the labels' resolution."""
+    """The test split scored with best.pt's weights, at the labels' resolution, inferred and
+    post-processed as ``test`` configures (default: one whole-image pass, no post-processing).
+    With post-processing, the returned metrics are the post-processed ones and hold the model's
+    own under ``without_postprocess``."""
     distributed.barrier()  # best.pt is complete before the other ranks read it
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt", exp.dev.device)
     exp.model.load_state_dict(best["model"])
-    num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.confusion.ignore_index
+    test_cfg = exp.cfg.get("test") or {}
+    options = build(test_cfg["inference"]) if "inference" in test_cfg else None
+    postprocess = build_postprocess(test_cfg.get("postprocess"))
+    num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.metrics.ignore_index
     per_image = PerImageScores(num_classes, ignore_index)
+    post_metrics = None
+    if postprocess is not None:
+        tolerance = exp.metrics.boundary.tolerance
+        post_metrics = SplitMetrics(num_classes, ignore_index, tolerance, exp.dev.device)
     result = evaluate(
-        exp.eval_model, exp.splits.test, exp.dev, exp.confusion,
+        exp.eval_model, exp.splits.test, exp.dev, exp.metrics,
         num_batches=exp.splits.test_batches, loss_fn=exp.loss_fn, desc="test",
-        on_sample=per_image,
+        on_sample=per_image, options=options, postprocess=postprocess, post_metrics=post_metrics,
     )  # fmt: skip
-    test = exp.confusion.compute(exp.class_names)
+    test = exp.metrics.compute(exp.class_names)
+    if post_metrics is not None:
+        test = {**post_metrics.compute(exp.class_names), "without_postprocess": test}
     log_metrics(writer, "test", test, result.loss, progress.best_epoch)
+    final = post_metrics if post_metrics is not None else exp.metrics
+    log_confusion(writer, "test", final.matrix, exp.class_names, progress.best_epoch)
     if distributed.is_main():  # under torchrun each rank scored its shard: rank 0's file is partial
         ids = exp.splits.test.dataset.names
         per_image.write_csv(run_dir / "per_image.csv", exp.class_names, ids)

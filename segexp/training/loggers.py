@@ -15,7 +15,7 @@ from torch.utils.tensorboard.summary import hparams
 from segexp.config.build import build
 from segexp.runtime import distributed
 
-FINAL_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc")
+FINAL_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc", "mBF1")
 
 
 class NullWriter:
@@ -42,10 +42,12 @@ def log_metrics(
 ) -> None:
     if loss is not None:
         writer.add_scalar(f"{split}/loss", loss, epoch)
-    for key in ("mIoU", "mDice", "pixel_acc", "mean_class_acc"):
+    for key in FINAL_METRICS:
         writer.add_scalar(f"{split}/{key}", metrics[key], epoch)
     for name, iou in metrics["per_class_iou"].items():
         writer.add_scalar(f"{split}_iou/{name}", iou, epoch)
+    for name, bf1 in metrics.get("per_class_bf1", {}).items():
+        writer.add_scalar(f"{split}_bf1/{name}", bf1, epoch)
 
 
 def hparam_values(cfg: DictConfig, run_info: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +72,8 @@ def log_hparams(
     if file_writer is None:  # logger=none
         return
     metrics = {
-        f"final/{split}_{key}": float(result[key])
+        # .get: a run resumed from a checkpoint older than a metric has no value for it
+        f"final/{split}_{key}": float(result.get(key, float("nan")))
         for split, result in splits.items()
         for key in FINAL_METRICS
     }
