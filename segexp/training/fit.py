@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import segexp
 from segexp.config.checks import validate
+from segexp.config.tree import config_tree
 from segexp.data.checks import preflight
 from segexp.data.class_weights import resolve_auto_class_weights
 from segexp.evaluation.loop import evaluate
@@ -21,7 +22,7 @@ from segexp.runtime.device import seed_everything
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.storage.files import write_json
 from segexp.training.epoch import train_one_epoch
-from segexp.training.experiment import Experiment, build_experiment
+from segexp.training.experiment import Experiment, accumulation, build_experiment
 from segexp.training.loggers import log_hparams, log_metrics, open_writer
 from segexp.training.resume import Progress, restore, save_epoch, training_state
 from segexp.training.transfer import freeze_schedule
@@ -53,6 +54,9 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     torch.autograd.set_detect_anomaly(bool(cfg.trainer.get("detect_anomaly", False)))
     exp = build_experiment(cfg)
     stats = model_stats(exp.model, int(cfg.dataset.in_channels), _image_size(cfg), exp.dev.device)
+    if cfg.trainer.get("print_config", True) and distributed.is_main():
+        header = {"run folder": str(run_dir), "device": f"{exp.dev.device} ({exp.dev.precision})"}
+        log.info("config\n%s", config_tree(cfg, header))
     progress = restore(run_dir / "checkpoints" / "last.pt", exp)
     writer = open_writer(cfg.logger, run_dir, progress.global_step if progress.epoch else None)
     if not progress.epoch:
@@ -63,6 +67,8 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
         exp.dev.device, exp.dev.precision, exp.splits.train_batches,
     )  # fmt: skip
     for epoch in range(progress.epoch + 1, int(cfg.trainer.epochs) + 1):
+        if progress.early_stopping.get("stopped_epoch"):
+            break  # resumed after the epoch that stopped it
         started = run_epoch(exp, epoch, progress, writer, run_dir, started)
     test = test_best_weights(exp, run_dir, writer, progress)
     log_hparams(writer, cfg, run_info or {}, {"val": progress.best_val, "test": test})
@@ -112,14 +118,18 @@ def run_epoch(
         epoch=epoch, global_step=progress.global_step,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
         log_every_n_steps=int(cfg.trainer.log_every_n_steps),
-        num_batches=splits.train_batches,
+        num_batches=splits.train_batches, accumulate=accumulation(cfg),
+        on_step=None if exp.ema is None else exp.ema.update,
     )  # fmt: skip
     interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
-    progress.train_seconds += time.perf_counter() - epoch_start
+    epoch_seconds = time.perf_counter() - epoch_start
+    progress.train_seconds += epoch_seconds
     progress.images_seen += seen
+    writer.add_scalar("speed/train_images_per_s", seen / max(epoch_seconds, 1e-9), epoch)
+    writer.add_scalar("speed/train_epoch_s", epoch_seconds, epoch)
     distributed.sync_buffers(exp.model)
     result = evaluate(
-        exp.eval_model, splits.val, exp.dev, exp.confusion,
+        exp.scored_model, splits.val, exp.dev, exp.confusion,
         num_batches=splits.val_batches, loss_fn=exp.loss_fn,
         num_preview=int(cfg.trainer.num_preview_images),
     )  # fmt: skip
@@ -132,6 +142,9 @@ def run_epoch(
     improved = val["mIoU"] > progress.best_miou
     if improved:
         progress.best_miou, progress.best_epoch, progress.best_val = val["mIoU"], epoch, val
+    if exp.early_stopping is not None:
+        value = exp.early_stopping.value(val, result.loss)
+        progress.early_stopping = exp.early_stopping.update(progress.early_stopping, value, epoch)
     progress.epoch = epoch
     progress.elapsed_seconds += time.perf_counter() - started
     writer.flush()  # everything logged up to this checkpoint is on disk before it
@@ -144,7 +157,15 @@ def run_epoch(
         epoch, int(cfg.trainer.epochs), train_loss, _fmt(result.loss), val["mIoU"],
         val["mDice"], progress.best_miou, progress.best_epoch,
     )  # fmt: skip
+    if progress.early_stopping.get("stopped_epoch"):
+        log.info("early stopping at epoch %d: %s", epoch, stop_reason(exp, progress))
     return time.perf_counter()
+
+
+def stop_reason(exp: Experiment, progress: Progress) -> str | None:
+    if exp.early_stopping is None or not progress.early_stopping.get("stopped_epoch"):
+        return None
+    return exp.early_stopping.reason(progress.early_stopping)
 
 
 def _fmt(value: float | None) -> str:
@@ -186,6 +207,11 @@ def make_summary(
         "run_dir": str(run_dir),
         "best_epoch": progress.best_epoch,
         "epochs": int(exp.cfg.trainer.epochs),
+        "epochs_run": progress.epoch,
+        "stopped_early": None
+        if (reason := stop_reason(exp, progress)) is None
+        else {"epoch": progress.epoch, "reason": reason},
+        "ema": exp.ema is not None,
         "train_time_s": round(progress.elapsed_seconds, 2),
         "images_per_s": round(progress.images_seen * world / max(progress.train_seconds, 1e-9), 2),
         "world_size": world,
