@@ -25,24 +25,31 @@ def _net() -> SegmentationModel:
     return SegmentationModel(net, mean=(120.0,), std=(60.0,))
 
 
-def _train(batches: list, accumulate: int, num_batches: int) -> tuple[nn.Module, int]:
+def _train(
+    batches: list, accumulate: int, num_batches: int, wrap=lambda model: model
+) -> tuple[nn.Module, int]:
     model = _net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     _, _, steps = train_one_epoch(
-        model, nn.CrossEntropyLoss(), optimizer, warmup_constant(optimizer, 10), scaler,
+        wrap(model), nn.CrossEntropyLoss(), optimizer, warmup_constant(optimizer, 10), scaler,
         batches, CPU, Writers([]), epoch=1, global_step=0, grad_clip_norm=None,
         log_every_n_steps=1, num_batches=num_batches, accumulate=accumulate,
     )  # fmt: skip
     return model, steps
 
 
-def test_accumulated_micro_batches_step_like_one_big_batch():
+def micro_batches(size: int = 4, count: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 255, (12, 3, 8, 8), dtype=torch.uint8, generator=generator)
-    masks = torch.randint(0, 4, (12, 8, 8), generator=generator)
+    images = torch.randint(0, 255, (size * count, 3, 8, 8), dtype=torch.uint8, generator=generator)
+    masks = torch.randint(0, 4, (size * count, 8, 8), generator=generator)
+    return [(images[i : i + size], masks[i : i + size]) for i in range(0, size * count, size)]
+
+
+def test_accumulated_micro_batches_step_like_one_big_batch():
+    micro = micro_batches()
+    images, masks = torch.cat([b[0] for b in micro]), torch.cat([b[1] for b in micro])
     big = [(images[:8], masks[:8]), (images[8:], masks[8:])]  # 8 and a last batch of 4
-    micro = [(images[i : i + 4], masks[i : i + 4]) for i in range(0, 12, 4)]
     reference, big_steps = _train(big, accumulate=1, num_batches=2)
     # 3 micro-batches of 4, 2 per step: a step of 2 (= the batch of 8), then a step of 1 (= 4)
     accumulated, micro_steps = _train(micro, accumulate=2, num_batches=3)

@@ -125,8 +125,8 @@ def run_epoch(
     epoch_seconds = time.perf_counter() - epoch_start
     progress.train_seconds += epoch_seconds
     progress.images_seen += seen
-    writer.add_scalar("speed/train_images_per_s", seen / max(epoch_seconds, 1e-9), epoch)
-    writer.add_scalar("speed/train_epoch_s", epoch_seconds, epoch)
+    writer.add_scalar("train/images_per_s", seen / max(epoch_seconds, 1e-9), epoch)
+    writer.add_scalar("train/epoch_seconds", epoch_seconds, epoch)
     distributed.sync_buffers(exp.model)
     result = evaluate(
         exp.scored_model, splits.val, exp.dev, exp.confusion,
