@@ -89,6 +89,8 @@ def test_early_stopping_stops_says_why_and_resumes_its_counter(tiny_config, tmp_
     assert state["progress"]["early_stopping"]["wait"] == 1
     resumed = fit(tiny_config(*stop), tmp_path / "resumed")
     assert resumed["stopped_early"]["epoch"] == 3 and resumed["epochs_run"] == 3
+    later = fit(tiny_config(*stop, "trainer.early_stopping.min_epochs=5"), tmp_path / "later")
+    assert later["stopped_early"]["epoch"] == later["epochs_run"] == 5
 
 
 def test_ema_and_accumulation_resume_exactly(tiny_config, tmp_path):

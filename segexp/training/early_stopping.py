@@ -14,7 +14,9 @@ METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc", "loss")
 
 
 class EarlyStopping:
-    def __init__(self, monitor: str, mode: str, patience: int, min_delta: float = 0.0) -> None:
+    def __init__(
+        self, monitor: str, mode: str, patience: int, min_delta: float = 0.0, min_epochs: int = 0
+    ) -> None:
         split, _, metric = monitor.partition("/")
         if split != "val" or metric not in METRICS:
             raise SegexpError(
@@ -27,6 +29,7 @@ class EarlyStopping:
             raise SegexpError(f"trainer.early_stopping.patience={patience}: use 1 or more")
         self.monitor, self.metric, self.mode = monitor, metric, mode
         self.patience, self.min_delta = int(patience), abs(float(min_delta))
+        self.min_epochs = int(min_epochs)
 
     def value(self, val: dict[str, Any], val_loss: float | None) -> float:
         if self.metric == "loss":
@@ -49,7 +52,7 @@ class EarlyStopping:
             state.update(best=value, best_epoch=epoch, wait=0)
         else:
             state["wait"] += 1
-            if state["wait"] >= self.patience:
+            if state["wait"] >= self.patience and epoch >= self.min_epochs:
                 state["stopped_epoch"] = epoch
         return state
 
@@ -70,4 +73,5 @@ def build_early_stopping(node: DictConfig | None) -> EarlyStopping | None:
         str(node.get("mode", "max")),
         int(node.patience),
         float(node.get("min_delta", 0.0)),
+        int(node.get("min_epochs") or 0),
     )
