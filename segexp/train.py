@@ -122,7 +122,10 @@ def main(cfg: DictConfig) -> float | None:
         folder.lock.release()
         distributed.cleanup()
     log.info("run folder: %s", run_dir)
-    log.info("tensorboard: tensorboard --logdir %s", run_dir)
+    # A sweep's jobs side by side; TensorBoard keeps only 10 images per tag unless told.
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    board = HydraConfig.get().sweep.dir if multirun else run_dir
+    log.info("tensorboard: tensorboard --logdir %s --samples_per_plugin images=1000", board)
     return summary["val"]["mIoU"]
 
 

@@ -52,7 +52,9 @@ def test_option_composes_and_builds(group, option, tmp_path):
         optimizer = build_optimizer(cfg.optimizer, SegmentationModel(torch.nn.Conv2d(1, 1, 1)))
         build(cfg.scheduler)(optimizer=optimizer, total_steps=10)
     elif group == "logger":
-        build(cfg.logger, log_dir=str(tmp_path)).close()
+        from segexp.training.loggers import open_writer
+
+        open_writer(cfg.logger, tmp_path, None).close()
 
 
 def test_class_settings_flow_from_the_dataset():

@@ -110,3 +110,50 @@ def test_torchrun_two_processes_write_one_run_with_single_process_metrics(tmp_pa
         single = json.loads((tmp_path / split / "metrics.json").read_text())  # NaN as null
         for key, value in summary[split].items():
             assert single[key] == value, (split, key)
+
+
+def _accumulation_worker(rank: int, world: int, port: int, out: str) -> None:
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+    from torch.nn.parallel import DistributedDataParallel
+
+    from .test_training_options import _train, micro_batches
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    try:
+        calls = []
+
+        def counting_hook(state, bucket):
+            calls.append(bucket.index())
+            return allreduce_hook(state, bucket)
+
+        def ddp(model):
+            wrapped = DistributedDataParallel(model)
+            wrapped.register_comm_hook(None, counting_hook)
+            return wrapped
+
+        mine = micro_batches(count=6)[rank::world]  # rank 0: batches 0, 2, 4; rank 1: 1, 3, 5
+        model, steps = _train(mine, accumulate=3, num_batches=3, wrap=ddp)
+        torch.save({"params": list(model.parameters()), "calls": calls, "steps": steps},
+                   f"{out}/rank{rank}.pt")  # fmt: skip
+    finally:
+        dist.destroy_process_group()
+
+
+@needs_gloo
+def test_ddp_accumulation_all_reduces_once_per_optimizer_step(tmp_path):
+    from .test_training_options import _train, micro_batches
+
+    mp.spawn(_accumulation_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    # 3 micro-batches per rank, one optimizer step: one all-reduce (one bucket), not three
+    assert [r["steps"] for r in ranks] == [1, 1] and [r["calls"] for r in ranks] == [[0], [0]]
+    everything = micro_batches(count=6)
+    images = torch.cat([b[0] for b in everything])
+    masks = torch.cat([b[1] for b in everything])
+    single, _ = _train([(images, masks)], accumulate=1, num_batches=1)
+    for rank in ranks:  # the gradient of all 6 micro-batches in one batch, on both ranks
+        for got, want in zip(rank["params"], single.parameters(), strict=True):
+            torch.testing.assert_close(got.detach(), want.detach(), atol=1e-6, rtol=0)

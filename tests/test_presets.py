@@ -47,3 +47,12 @@ def test_launcher_configs_compose():
     assert joblib._target_.endswith("JoblibLauncher")
     slurm = compose_with_hydra(["hydra/launcher=slurm"]).hydra.launcher
     assert slurm._target_.endswith("SlurmLauncher") and slurm.gpus_per_node == 1
+
+
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_optuna_preset_respects_trainer_debug(order):
+    overrides = ["hparams_search=optuna", "trainer=debug"]
+    cfg = compose_with_hydra(overrides if order == "after" else overrides[::-1])
+    assert cfg.trainer.epochs == 1 and cfg.trainer.limit_train_batches == 3
+    assert cfg.hydra.runtime.choices.trainer == "debug"
+    assert compose_with_hydra(["hparams_search=optuna"]).trainer.epochs == 6  # its own default

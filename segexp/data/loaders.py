@@ -81,8 +81,9 @@ def evaluation_transform(cfg: DictConfig):
 
 
 def build_splits(cfg: DictConfig, pin_memory: bool = False) -> Splits:
-    train_tf = build(cfg.aug.train)
     eval_tf = evaluation_transform(cfg)
+    # trainer.overfit_batches: the same pixels every epoch, so no augmentation.
+    train_tf = eval_tf if cfg.trainer.get("overfit_batches") else build(cfg.aug.train)
     if train_tf is not None and hasattr(train_tf, "set_random_seed"):
         train_tf.set_random_seed(int(cfg.seed))
     train_set = build(cfg.dataset.train, transform=train_tf)

@@ -1,7 +1,8 @@
 """One training epoch, in the style of torchvision's references (evaluation: evaluation/loop.py)."""
 
+import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -27,8 +28,17 @@ def train_one_epoch(
     grad_clip_norm: float | None,
     log_every_n_steps: int,
     num_batches: int,
+    accumulate: int = 1,
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[float, int, int]:
-    """Returns (mean loss, images seen, global step); reads the loss on the host only to log it."""
+    """Returns (mean loss, images seen, global step); reads the loss on the host only to log it.
+
+    ``accumulate`` micro-batches make one optimizer step (``global_step`` counts optimizer
+    steps): each loss is divided by the number of micro-batches in its step, so N batches of B
+    give the gradient of one batch of N*B for a loss that averages over the batch. A step never
+    spans two epochs (the last one of an epoch may have fewer micro-batches), so checkpoints at
+    epoch ends stay exact resume points. ``on_step`` runs after each optimizer step (the EMA).
+    """
     model.train()
     loss_sum = torch.zeros((), device=dev.device)
     window_sum = torch.zeros((), device=dev.device)
@@ -42,18 +52,21 @@ def train_one_epoch(
         leave=False,
         disable=not distributed.is_main(),
     )
-    for images, masks in progress:
+    optimizer.zero_grad(set_to_none=True)
+    for index, (images, masks) in enumerate(progress):
+        first = index - index % accumulate  # this step's first micro-batch
+        in_step = min(accumulate, num_batches - first)
+        last = index == first + in_step - 1
         images, masks = dev.batch(images, masks)
-        with dev.autocast():
-            loss = loss_fn(model(images), masks)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if grad_clip_norm:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        with _sync_gradients(model, last):
+            with dev.autocast():
+                loss = loss_fn(model(images), masks)
+            scaler.scale(loss / in_step if in_step > 1 else loss).backward()
+        if last:
+            _optimizer_step(model, optimizer, scheduler, scaler, grad_clip_norm)
+            global_step += 1
+            if on_step is not None:
+                on_step()
         step_loss, counted = _countable(loss.detach().float(), scaler.is_enabled())
         loss_sum += step_loss
         window_sum += step_loss
@@ -61,8 +74,7 @@ def train_one_epoch(
         window_count += counted
         steps += 1
         images_seen += images.shape[0]
-        global_step += 1
-        if global_step % log_every_n_steps == 0:
+        if last and global_step % log_every_n_steps == 0:
             window_loss = _mean(window_sum, window_count)
             check_finite(window_loss, epoch, global_step, optimizer)
             writer.add_scalar("train/loss", window_loss, global_step)
@@ -75,6 +87,23 @@ def train_one_epoch(
     mean_loss = _mean(loss_sum, loss_count) if steps else 0.0
     check_finite(mean_loss, epoch, global_step, optimizer)
     return mean_loss, images_seen, global_step
+
+
+def _sync_gradients(model: nn.Module, last: bool):
+    """DDP all-reduces gradients only on a step's last micro-batch (``no_sync`` before it);
+    forward and backward both run inside it, as DDP requires."""
+    no_sync = getattr(model, "no_sync", None)
+    return contextlib.nullcontext() if last or no_sync is None else no_sync()
+
+
+def _optimizer_step(model, optimizer, scheduler, scaler, grad_clip_norm) -> None:
+    if grad_clip_norm:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def _countable(loss: torch.Tensor, scaler_enabled: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,6 +4,7 @@
 ``benchmarks/`` call, so a model is never built, moved or wrapped in two different ways.
 """
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from segexp.models.wrapper import SegmentationModel
 from segexp.runtime import distributed
 from segexp.runtime.device import Device, make_device
 from segexp.storage.checkpoint import load_checkpoint
+from segexp.training.early_stopping import EarlyStopping, build_early_stopping
+from segexp.training.ema import WeightAverage, build_ema
 from segexp.training.optim import build_optimizer, maybe_compile
+from segexp.training.schedulers import warmup_constant
 
 
 @dataclass
@@ -38,6 +42,13 @@ class Experiment:
     optimizer: torch.optim.Optimizer | None = None
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     scaler: torch.amp.GradScaler | None = None
+    ema: WeightAverage | None = None
+    early_stopping: EarlyStopping | None = None
+
+    @property
+    def scored_model(self) -> nn.Module:
+        """What validation scores: the averaged weights when trainer.ema is on."""
+        return self.eval_model if self.ema is None else self.ema.module
 
 
 def build_model(cfg: DictConfig, dev: Device) -> SegmentationModel:
@@ -70,13 +81,34 @@ def build_experiment(cfg: DictConfig, *, training: bool = True) -> Experiment:
     train_model = maybe_compile(train_model, trainer.compile)
     eval_model = train_model if not distributed.is_initialized() else model
     optimizer = build_optimizer(cfg.optimizer, model, dev.device, trainer.fused_optimizer)
-    total_steps = int(trainer.epochs) * splits.train_batches
-    scheduler = build(cfg.scheduler)(optimizer=optimizer, total_steps=total_steps)
+    scheduler = build_scheduler(cfg, optimizer, optimizer_steps(cfg, splits.train_batches))
     scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
     return Experiment(
         cfg, dev, model, train_model, eval_model, loss_fn, metrics, names,
         splits, optimizer, scheduler, scaler,
+        build_ema(trainer.get("ema"), model), build_early_stopping(trainer.get("early_stopping")),
     )  # fmt: skip
+
+
+def accumulation(cfg: DictConfig) -> int:
+    """trainer.accumulate_grad_batches: micro-batches per optimizer step."""
+    n = cfg.trainer.get("accumulate_grad_batches") or 1
+    if int(n) < 1:
+        raise SegexpError(f"trainer.accumulate_grad_batches={n}: use 1 (off) or more")
+    return int(n)
+
+
+def optimizer_steps(cfg: DictConfig, train_batches: int) -> int:
+    """The run's optimizer steps, what the schedule is sized by (a step never spans epochs)."""
+    return int(cfg.trainer.epochs) * math.ceil(train_batches / accumulation(cfg))
+
+
+def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, total_steps: int):
+    """The configured schedule; under trainer.overfit_batches the optimizer's own lr, constant
+    and without warm-up: a schedule sized for full runs starves a sanity check of a few steps."""
+    if cfg.trainer.get("overfit_batches"):
+        return warmup_constant(optimizer, total_steps)
+    return build(cfg.scheduler)(optimizer=optimizer, total_steps=total_steps)
 
 
 @dataclass

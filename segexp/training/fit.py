@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 import segexp
 from segexp.config.build import build
 from segexp.config.checks import validate
+from segexp.config.tree import config_tree
 from segexp.data.checks import preflight
 from segexp.data.class_weights import resolve_auto_class_weights
 from segexp.errors import SegexpError
@@ -27,11 +28,12 @@ from segexp.runtime.device import seed_everything
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.storage.files import write_json
 from segexp.training.epoch import train_one_epoch
-from segexp.training.experiment import Experiment, build_experiment
-from segexp.training.loggers import NullWriter, log_hparams, log_metrics, open_writer
+from segexp.training.experiment import Experiment, accumulation, build_experiment
+from segexp.training.loggers import log_hparams, log_metrics, open_writer
 from segexp.training.resume import Progress, restore, save_epoch, training_state
 from segexp.training.transfer import freeze_schedule
 from segexp.visual.colours import palette, preview_grid
+from segexp.visual.legend import titled_grid
 from segexp.visual.samples import write_sample_preview
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ def fit(
     torch.autograd.set_detect_anomaly(bool(cfg.trainer.get("detect_anomaly", False)))
     exp = build_experiment(cfg)
     stats = model_stats(exp.model, int(cfg.dataset.in_channels), _image_size(cfg), exp.dev.device)
+    if cfg.trainer.get("print_config", True) and distributed.is_main():
+        header = {"run folder": str(run_dir), "device": f"{exp.dev.device} ({exp.dev.precision})"}
+        log.info("config\n%s", config_tree(cfg, header))
     progress = restore(run_dir / "checkpoints" / "last.pt", exp)
     if on_start is not None:
         on_start()
@@ -79,6 +84,8 @@ def fit(
         exp.dev.device, exp.dev.precision, exp.splits.train_batches,
     )  # fmt: skip
     for epoch in range(progress.epoch + 1, int(cfg.trainer.epochs) + 1):
+        if progress.early_stopping.get("stopped_epoch"):
+            break  # resumed after the epoch that stopped it
         started = run_epoch(exp, epoch, progress, writer, run_dir, started)
     test = test_best_weights(exp, run_dir, writer, progress)
     log_hparams(writer, cfg, run_info or {}, {"val": progress.best_val, "test": test})
@@ -129,7 +136,8 @@ def run_epoch(
         epoch=epoch, global_step=progress.global_step,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
         log_every_n_steps=int(cfg.trainer.log_every_n_steps),
-        num_batches=splits.train_batches,
+        num_batches=splits.train_batches, accumulate=accumulation(cfg),
+        on_step=None if exp.ema is None else exp.ema.update,
     )  # fmt: skip
     interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
     if progress.global_step == steps_before:
@@ -138,11 +146,14 @@ def run_epoch(
             f"{cfg.trainer.get('limit_train_batches')}, {splits.train_batches} train batches): "
             "nothing was trained; give the train split at least one batch"
         )
-    progress.train_seconds += time.perf_counter() - epoch_start
+    epoch_seconds = time.perf_counter() - epoch_start
+    progress.train_seconds += epoch_seconds
     progress.images_seen += seen
+    writer.add_scalar("train/images_per_s", seen / max(epoch_seconds, 1e-9), epoch)
+    writer.add_scalar("train/epoch_seconds", epoch_seconds, epoch)
     distributed.sync_buffers(exp.model)
     result = evaluate(
-        exp.eval_model, splits.val, exp.dev, exp.metrics,
+        exp.scored_model, splits.val, exp.dev, exp.metrics,
         num_batches=splits.val_batches, loss_fn=exp.loss_fn,
         num_preview=int(cfg.trainer.num_preview_images),
     )  # fmt: skip
@@ -151,11 +162,15 @@ def run_epoch(
     log_metrics(writer, "val", val, result.loss, epoch)
     log_confusion(writer, "val", exp.metrics.matrix, exp.class_names, epoch)
     if result.preview:
-        grid = preview_grid(*result.preview, palette(len(exp.class_names)))
+        colours = palette(len(exp.class_names))
+        grid = titled_grid(preview_grid(*result.preview, colours), exp.class_names, colours)
         writer.add_image("val/image_truth_prediction", grid, epoch)
     improved = val["mIoU"] > progress.best_miou
     if improved:
         progress.best_miou, progress.best_epoch, progress.best_val = val["mIoU"], epoch, val
+    if exp.early_stopping is not None:
+        value = exp.early_stopping.value(val, result.loss)
+        progress.early_stopping = exp.early_stopping.update(progress.early_stopping, value, epoch)
     progress.epoch = epoch
     progress.elapsed_seconds += time.perf_counter() - started
     writer.flush()  # everything logged up to this checkpoint is on disk before it
@@ -168,13 +183,21 @@ def run_epoch(
         epoch, int(cfg.trainer.epochs), train_loss, _fmt(result.loss), val["mIoU"],
         val["mDice"], progress.best_miou, progress.best_epoch,
     )  # fmt: skip
+    if progress.early_stopping.get("stopped_epoch"):
+        log.info("early stopping at epoch %d: %s", epoch, stop_reason(exp, progress))
     return time.perf_counter()
 
 
 def log_confusion(writer, split: str, matrix: torch.Tensor, names: list[str], step: int) -> None:
     """The row-normalised confusion matrix as an image (``<split>/confusion_matrix``)."""
-    if not isinstance(writer, NullWriter):  # drawing takes time: only for a real writer
+    if writer.writers:  # drawing takes time: only when some logger receives it
         writer.add_figure(f"{split}/confusion_matrix", confusion_figure(matrix, names), step)
+
+
+def stop_reason(exp: Experiment, progress: Progress) -> str | None:
+    if exp.early_stopping is None or not progress.early_stopping.get("stopped_epoch"):
+        return None
+    return exp.early_stopping.reason(progress.early_stopping)
 
 
 def _fmt(value: float | None) -> str:
@@ -230,6 +253,11 @@ def make_summary(
         "run_dir": str(run_dir),
         "best_epoch": progress.best_epoch,
         "epochs": int(exp.cfg.trainer.epochs),
+        "epochs_run": progress.epoch,
+        "stopped_early": None
+        if (reason := stop_reason(exp, progress)) is None
+        else {"epoch": progress.epoch, "reason": reason},
+        "ema": exp.ema is not None,
         "train_time_s": round(progress.elapsed_seconds, 2),
         "images_per_s": round(progress.images_seen * world / max(progress.train_seconds, 1e-9), 2),
         "world_size": world,

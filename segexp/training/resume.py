@@ -41,6 +41,7 @@ class Progress:
     images_seen: int = 0
     train_seconds: float = 0.0
     elapsed_seconds: float = 0.0  # wall clock of earlier sessions, up to their last checkpoint
+    early_stopping: dict[str, Any] = field(default_factory=dict)  # training/early_stopping.py
 
 
 def _loaders(splits) -> dict[str, DataLoader]:
@@ -104,9 +105,12 @@ def _as_tuple(value: Any) -> Any:
 
 
 def training_state(exp: "Experiment", progress: Progress) -> dict[str, Any]:
-    """The one checkpoint dict (see the README's "A run folder")."""
+    """The one checkpoint dict (see the README's "A run folder"). With trainer.ema, ``model``
+    holds the averaged weights (what inference uses) and ``ema`` the training weights."""
+    weights = exp.model if exp.ema is None else exp.ema.module
     return {
-        "model": exp.model.state_dict(),
+        "model": weights.state_dict(),
+        **({} if exp.ema is None else {"ema": exp.ema.state_dict()}),
         "optimizer": exp.optimizer.state_dict(),
         "scheduler": exp.scheduler.state_dict(),
         "scaler": exp.scaler.state_dict(),
@@ -137,7 +141,10 @@ def restore(path: Path, exp: "Experiment") -> Progress:
     state = load_checkpoint(path, exp.dev.device)
     configured = [(g["initial_lr"], g.get("weight_decay")) for g in exp.optimizer.param_groups]
     try:
-        exp.model.load_state_dict(state["model"])
+        ema = state.get("ema")
+        exp.model.load_state_dict(state["model"] if ema is None else ema["training_weights"])
+        if exp.ema is not None:  # turned on at resume: the average starts from these weights
+            exp.ema.load(state["model"], None if ema is None else ema["n_averaged"])
         exp.optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as err:
         raise SegexpError(

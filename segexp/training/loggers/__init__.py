@@ -1,4 +1,4 @@
-"""What a run logs: the writer (``logger`` config group), per-split metrics and HParams.
+"""What a run logs: the writers (``logger`` config group, a list), per-split metrics, HParams.
 
 HParams: each run's config choices, overridden values and final metrics, so that every job
 folder of a sweep becomes one row of the HPARAMS tab of ``tensorboard --logdir <sweep folder>``.
@@ -14,6 +14,7 @@ from torch.utils.tensorboard.summary import hparams
 
 from segexp.config.build import build
 from segexp.runtime import distributed
+from segexp.training.loggers.fanout import Writers
 
 FINAL_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc", "mBF1")
 
@@ -28,13 +29,15 @@ class NullWriter:
         return lambda *args, **kwargs: None
 
 
-def open_writer(node: DictConfig, run_dir: Path, resumed_at_step: int | None):
-    """The configured writer in the run folder. Resumed: TensorBoard drops what a killed session
-    logged after its last checkpoint (``purge_step``)."""
-    if not distributed.is_main():
-        return NullWriter()
+def open_writer(node: DictConfig | None, run_dir: Path, resumed_at_step: int | None) -> Writers:
+    """Every configured logger in the run folder, as one writer. Resumed: each drops what a killed
+    session logged after its last checkpoint (``purge_step``)."""
+    if not distributed.is_main() or not node:
+        return Writers([])
     purge = {} if resumed_at_step is None else {"purge_step": resumed_at_step + 1}
-    return build(node, log_dir=str(run_dir), **purge)
+    # A run saved before loggers were a list holds one writer node (resume=<old run>).
+    nodes = [node] if "_target_" in node else [child for child in node.values() if child]
+    return Writers([build(child, log_dir=str(run_dir), **purge) for child in nodes])
 
 
 def log_metrics(
@@ -65,21 +68,25 @@ def hparam_values(cfg: DictConfig, run_info: dict[str, Any]) -> dict[str, Any]:
 
 
 def log_hparams(
-    writer, cfg: DictConfig, run_info: dict[str, Any], splits: dict[str, dict[str, Any]]
+    writers: Writers, cfg: DictConfig, run_info: dict[str, Any], splits: dict[str, dict[str, Any]]
 ) -> None:
-    """Writes the hparams session and ``final/<split>_<metric>`` scalars into the run's events."""
-    file_writer = getattr(writer, "_get_file_writer", lambda: None)()
-    if file_writer is None:  # logger=none
-        return
+    """The same hyperparameters and final metrics to every logger: TensorBoard as an hparams
+    session and ``final/<split>_<metric>`` scalars, the others through their ``log_hparams``."""
     metrics = {
         # .get: a run resumed from a checkpoint older than a metric has no value for it
         f"final/{split}_{key}": float(result.get(key, float("nan")))
         for split, result in splits.items()
         for key in FINAL_METRICS
     }
-    _, session_start, session_end = hparams(hparam_values(cfg, run_info), metrics)
-    file_writer.add_summary(session_start)
-    file_writer.add_summary(session_end)
-    for tag, value in metrics.items():
-        writer.add_scalar(tag, value)
-    writer.flush()
+    values = hparam_values(cfg, run_info)
+    for writer in writers.writers:
+        file_writer = getattr(writer, "_get_file_writer", lambda: None)()
+        if file_writer is not None:  # a SummaryWriter
+            _, session_start, session_end = hparams(values, metrics)
+            file_writer.add_summary(session_start)
+            file_writer.add_summary(session_end)
+            for tag, value in metrics.items():
+                writer.add_scalar(tag, value)
+        elif hasattr(writer, "log_hparams"):
+            writer.log_hparams(values, metrics)
+    writers.flush()
