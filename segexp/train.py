@@ -14,6 +14,7 @@ from segexp.config.cli import report_error
 from segexp.config.paths import CONFIG_DIR
 from segexp.errors import SegexpError
 from segexp.runtime import distributed, interrupt
+from segexp.runtime.threads import available_cores
 from segexp.storage.checkpoint import last_checkpoint
 from segexp.storage.files import write_json
 from segexp.sweeps.resume import completed_run, config_hash
@@ -47,6 +48,16 @@ def _fail(err: BaseException, cfg: DictConfig, info: dict, run_dir: Path) -> Non
         sys.exit(1)
 
 
+def _parallel_jobs() -> int:
+    """Jobs a sweep launcher runs at once beside this one: joblib's n_jobs (-1: every core)."""
+    hydra_cfg = HydraConfig.get()
+    launcher = hydra_cfg.get("launcher") or {}
+    if hydra_cfg.mode != RunMode.MULTIRUN or "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n_jobs = int(launcher.get("n_jobs", -1) or 1)
+    return available_cores() if n_jobs < 0 else n_jobs
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
@@ -68,7 +79,7 @@ def main(cfg: DictConfig) -> float | None:
         if cfg.get("resume"):
             cfg, info = resume.resume_config(cfg, info, run_dir)
         with interrupt.stop_on_signals():
-            summary = fit(cfg, run_dir, info)
+            summary = fit(cfg, run_dir, info, parallel_jobs=_parallel_jobs())
     except BaseException as err:
         if isinstance(err, SystemExit):
             raise

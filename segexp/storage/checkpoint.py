@@ -2,8 +2,10 @@
 
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +19,55 @@ def last_checkpoint(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.pt"
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+def save_checkpoint(state: dict[str, Any], path: Path, copies: Iterable[Path] = ()) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``.
 
     A kill at any moment leaves either the previous file or the new one, never a torn one.
+    ``copies`` (e.g. best.pt) get the same bytes without a second serialisation: a hard link
+    to the written file (a copy where the filesystem has no links), put in place before
+    ``path`` so that a kill never leaves ``path`` newer than its copies.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _temporary(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
+        for copy in copies:
+            _place_copy(tmp, Path(copy))
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     # The rename itself is durable only once the folder entry is on disk.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    for folder in {path.parent, *(Path(c).parent for c in copies)}:
+        _fsync_dir(folder)
+
+
+def _temporary(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def _place_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(target)
+    try:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links here (some network and FAT filesystems)
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -18,6 +18,7 @@ from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
 from segexp.runtime import distributed, interrupt
 from segexp.runtime.device import seed_everything
+from segexp.runtime.threads import set_threads
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.storage.files import write_json
 from segexp.training.epoch import train_one_epoch
@@ -44,9 +45,18 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     return resolve_auto_class_weights(cfg)
 
 
-def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train as configured and return the summary that is also written to run_dir/summary.json."""
+def fit(
+    cfg: DictConfig,
+    run_dir: Path,
+    run_info: dict[str, Any] | None = None,
+    *,
+    parallel_jobs: int = 1,
+) -> dict[str, Any]:
+    """Train as configured and return the summary that is also written to run_dir/summary.json.
+
+    ``parallel_jobs``: runs a sweep launcher executes beside this one (for num_threads=auto)."""
     cfg = prepare_config(cfg)
+    threads = set_threads(cfg.trainer.get("num_threads", "auto"), parallel_jobs)
     run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
     started = time.perf_counter()
     seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic), cfg.trainer.cudnn_benchmark)
@@ -58,9 +68,10 @@ def fit(cfg: DictConfig, run_dir: Path, run_info: dict[str, Any] | None = None) 
     if not progress.epoch:
         record_start(exp, run_dir, writer, stats)
     log.info(
-        "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d batches per epoch",
+        "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d CPU threads "
+        "| %d batches per epoch",
         cfg.model.net._target_, stats["num_parameters"] / 1e6, stats["gflops"],
-        exp.dev.device, exp.dev.precision, exp.splits.train_batches,
+        exp.dev.device, exp.dev.precision, threads, exp.splits.train_batches,
     )  # fmt: skip
     for epoch in range(progress.epoch + 1, int(cfg.trainer.epochs) + 1):
         started = run_epoch(exp, epoch, progress, writer, run_dir, started)
@@ -191,6 +202,7 @@ def make_summary(
         "world_size": world,
         "device": str(exp.dev.device),
         "precision": exp.dev.precision,
+        "num_threads": torch.get_num_threads(),
         **stats,
         "segexp_version": segexp.__version__,
         "scored_at": SCORED_AT,

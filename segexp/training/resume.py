@@ -121,12 +121,12 @@ def training_state(exp: "Experiment", progress: Progress) -> dict[str, Any]:
 
 
 def save_epoch(state: dict[str, Any], folder: Path, *, improved: bool, keep_every: int) -> None:
-    """best.pt when the metric improved, last.pt always, epoch_NNNN.pt every ``keep_every``."""
-    if improved:
-        save_checkpoint(state, folder / "best.pt")
+    """last.pt always; best.pt when the metric improved and epoch_NNNN.pt every ``keep_every``
+    epochs as links to (or copies of) it: one serialisation per epoch."""
+    copies = [folder / "best.pt"] if improved else []
     if keep_every and state["epoch"] % keep_every == 0:
-        save_checkpoint(state, folder / f"epoch_{state['epoch']:04d}.pt")
-    save_checkpoint(state, folder / "last.pt")
+        copies.append(folder / f"epoch_{state['epoch']:04d}.pt")
+    save_checkpoint(state, folder / "last.pt", copies)
 
 
 def restore(path: Path, exp: "Experiment") -> Progress:
