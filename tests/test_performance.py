@@ -1,0 +1,110 @@
+"""Work that is not repeated, the thread policy and the checks behind issue 14's speed-ups."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segexp.data import checks
+from segexp.data.collate import pad_collate
+from segexp.errors import SegexpError
+from segexp.losses.dice import soft_dice_per_class
+from segexp.runtime.threads import auto_threads, resolve_threads
+from segexp.storage.checkpoint import load_checkpoint
+from segexp.training.resume import save_epoch
+from tests.conftest import TINY_RUN, compose_config
+
+
+def test_best_is_a_link_to_last_not_a_second_serialisation(tmp_path, monkeypatch):
+    calls = []
+    original = torch.save
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (calls.append(1), original(*a, **k)))
+    save_epoch({"epoch": 2, "w": torch.ones(3)}, tmp_path, improved=True, keep_every=2)
+    assert len(calls) == 1
+    last, best, kept = tmp_path / "last.pt", tmp_path / "best.pt", tmp_path / "epoch_0002.pt"
+    assert os.path.samefile(last, best) and os.path.samefile(last, kept)
+    save_epoch({"epoch": 3, "w": torch.zeros(3)}, tmp_path, improved=False, keep_every=2)
+    # last.pt was replaced by a new file; best.pt still holds epoch 2
+    assert load_checkpoint(best)["epoch"] == 2 and load_checkpoint(last)["epoch"] == 3
+    assert not os.path.samefile(last, best)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "epoch_0002.pt", "last.pt"]
+
+
+def test_dice_with_bool_one_hot_matches_the_int64_one_hot_formula():
+    torch.manual_seed(0)
+    probabilities = torch.rand(2, 4, 5, 6).softmax(1)
+    target = torch.randint(0, 4, (2, 5, 6))
+    target[0, 0] = 255
+    dice, present = soft_dice_per_class(probabilities, target, ignore_index=255)
+    valid = target != 255
+    one_hot = torch.nn.functional.one_hot(torch.where(valid, target, 0), 4).movedim(-1, 1)
+    one_hot = one_hot * valid.unsqueeze(1)
+    p = probabilities * valid.unsqueeze(1)
+    expected = 2 * (p * one_hot).sum((0, 2, 3)) / (p.sum((0, 2, 3)) + one_hot.sum((0, 2, 3)))
+    torch.testing.assert_close(dice, expected)
+    assert present.tolist() == (one_hot.sum((0, 2, 3)) > 0).tolist()
+
+
+def test_collate_stacks_equal_sizes_and_pads_only_smaller_ones():
+    same = [(torch.ones(3, 4, 4, dtype=torch.uint8), torch.zeros(4, 4)) for _ in range(2)]
+    images, masks = pad_collate(same)
+    assert images.shape == (2, 3, 4, 4) and (masks == 0).all()
+    mixed = [same[0], (torch.ones(3, 2, 4, dtype=torch.uint8), torch.zeros(2, 4))]
+    _, masks = pad_collate(mixed, ignore_index=9)
+    assert (masks[1, 2:] == 9).all() and (masks[1, :2] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "processes", "threads"),
+    [
+        (2, 0.1, 1, 2),  # quiet: every core
+        (2, 1.2, 1, 1),  # one core busy elsewhere
+        (2, 7.5, 1, 1),  # oversubscribed: never below one
+        (16, 4.0, 1, 12),
+        (16, 0.0, 4, 4),  # torchrun / sweep: the cores shared among the processes
+        (2, 0.0, 8, 1),
+    ],
+)
+def test_auto_threads_policy(cores, load, processes, threads):
+    assert auto_threads(cores, load, processes) == threads
+
+
+def test_num_threads_setting(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert resolve_threads("auto") == 1  # the environment's explicit choice wins
+    assert resolve_threads(3) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")
+    assert resolve_threads("auto") == 1
+    for bad in (0, "many", 1.5):
+        with pytest.raises(SegexpError, match=r"trainer\.num_threads"):
+            resolve_threads(bad)
+
+
+def _folder_config(root):
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "test"):
+        for sub in ("images", "masks"):
+            (root / split / sub).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                root / split / "images" / f"{i}.png"
+            )
+            Image.fromarray(rng.integers(0, 2, (8, 8), dtype=np.uint8)).save(
+                root / split / "masks" / f"{i}.png"
+            )
+    return compose_config([*TINY_RUN, "dataset=folder", f"dataset.root={root}"])
+
+
+def test_preflight_pass_is_cached_until_a_file_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGEXP_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = _folder_config(tmp_path / "data")
+    assert checks.preflight(cfg)  # scanned
+    assert checks.preflight(cfg) == {}  # the cached pass
+    mask = tmp_path / "data" / "val" / "masks" / "1.png"
+    Image.fromarray(np.full((8, 8), 7, dtype=np.uint8)).save(mask)
+    os.utime(mask, ns=(1, 1))  # a different mtime, whatever the clock's resolution
+    with pytest.raises(SegexpError, match="label check failed"):
+        checks.preflight(cfg)
