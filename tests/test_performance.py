@@ -14,7 +14,8 @@ from segexp.losses.dice import soft_dice_per_class
 from segexp.runtime.threads import auto_threads, resolve_threads
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.training.resume import save_epoch
-from tests.conftest import TINY_RUN, compose_config
+
+from .conftest import TINY_RUN, compose_config
 
 
 def test_best_is_a_link_to_last_not_a_second_serialisation(tmp_path, monkeypatch):

@@ -1,6 +1,8 @@
 """Every speed switch of `trainer` works on the CPU (timings live in benchmarks/, not here)."""
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from segexp.models.wrapper import SegmentationModel
 from segexp.runtime.device import cpu_has_native_bf16, make_device, seed_everything
 from segexp.training.fit import fit
 from segexp.training.optim import build_optimizer, maybe_compile
+
+from .conftest import REPO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import throughput
@@ -122,3 +126,19 @@ def test_benchmark_steps_keep_prefetch_under_five_percent():
     steps = throughput.loop_steps(args, 12)
     assert 12 * throughput.PREFETCH_FACTOR / steps <= 0.05
     assert throughput.loop_steps(args, 0) == 50
+
+
+def test_gpu_script_tiny_cpu_mode(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu.sh"), "--tiny"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    suite = json.loads((tmp_path / "suite.json").read_text())
+    assert [s["status"] for s in suite["stages"]] == ["done"] * len(suite["stages"])
+    results = json.loads((tmp_path / "throughput.json").read_text())
+    assert any("aug=strong" in key for key in results)
+    assert any("trainer.channels_last=false" in key for key in results)
+    assert json.loads((tmp_path / "host_syncs.json").read_text())["steps"] == 2
+    assert (tmp_path / "environment.txt").is_file() and (tmp_path / "log.txt").is_file()
