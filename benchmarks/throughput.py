@@ -36,6 +36,7 @@ Prints a table and merges the result into benchmarks/results/<device>.json.
 """
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
 import itertools
@@ -411,10 +412,8 @@ def versions() -> dict:
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
     }
-    try:  # the installed version, without importing it (seconds)
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):  # not imported: seconds
         found["lightning"] = importlib.metadata.version("lightning")
-    except importlib.metadata.PackageNotFoundError:
-        pass
     return found
 
 
