@@ -54,6 +54,7 @@ def count_syncs(argv: list[str] | None = None) -> dict:
             throughput.Timed(exp.splits.train, steps), exp.dev, NullWriter(),
             epoch=1, global_step=0, grad_clip_norm=cfg.trainer.grad_clip_norm,
             log_every_n_steps=int(cfg.trainer.log_every_n_steps), num_batches=steps,
+            augment=exp.device_aug,
         )  # fmt: skip
 
     run(args.warmup)

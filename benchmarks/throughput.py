@@ -274,7 +274,7 @@ def run_segexp(cfg, args) -> dict:
             batches, exp.dev, NullWriter(), epoch=1, global_step=0,
             grad_clip_norm=cfg.trainer.grad_clip_norm,
             log_every_n_steps=int(cfg.trainer.log_every_n_steps),
-            num_batches=num_batches,
+            num_batches=num_batches, augment=exp.device_aug,
         )  # fmt: skip
 
     result = measure(step, exp.splits.train, steps, args.warmup, exp.dev.device, args.batch_size)

@@ -7,12 +7,15 @@ import pytest
 import torch
 from PIL import Image
 
-from segexp.data import checks
+from segexp.data import checks, loaders
 from segexp.data.collate import pad_collate
+from segexp.data.device_aug import DevicePhotometric
+from segexp.data.loaders import num_workers
 from segexp.errors import SegexpError
 from segexp.losses.dice import soft_dice_per_class
 from segexp.runtime.threads import auto_threads, resolve_threads
 from segexp.storage.checkpoint import load_checkpoint
+from segexp.training.fit import fit
 from segexp.training.resume import save_epoch
 
 from .conftest import TINY_RUN, compose_config
@@ -109,3 +112,61 @@ def test_preflight_pass_is_cached_until_a_file_changes(tmp_path, monkeypatch):
     os.utime(mask, ns=(1, 1))  # a different mtime, whatever the clock's resolution
     with pytest.raises(SegexpError, match="label check failed"):
         checks.preflight(cfg)
+
+
+def _batch(seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=generator, dtype=torch.uint8)
+    return images.contiguous(memory_format=torch.channels_last)
+
+
+def test_device_augmentation_is_seeded_resumable_and_keeps_uint8_channels_last():
+    aug = DevicePhotometric(jitter_p=1.0, blur_p=1.0, noise_p=1.0)
+    aug.seed(3, torch.device("cpu"))
+    images = _batch()
+    first = aug(images)
+    assert first.dtype == torch.uint8 and first.shape == images.shape
+    assert first.is_contiguous(memory_format=torch.channels_last)
+    assert not torch.equal(first, images)
+    state = aug.state()
+    second = aug(images)
+    assert not torch.equal(first, second)  # a new draw each batch
+    aug.set_state(state)
+    assert torch.equal(aug(images), second)  # resumed: the same draw
+    again = DevicePhotometric(jitter_p=1.0, blur_p=1.0, noise_p=1.0)
+    again.seed(3, torch.device("cpu"))
+    assert torch.equal(again(images), first)
+
+
+def test_device_augmentation_with_zero_probabilities_is_the_identity():
+    aug = DevicePhotometric(jitter_p=0.0, blur_p=0.0, noise_p=0.0)
+    aug.seed(0, torch.device("cpu"))
+    images = _batch()
+    assert torch.equal(aug(images), images)
+
+
+def test_device_blur_keeps_a_flat_image_flat_and_smooths_an_edge():
+    aug = DevicePhotometric(jitter_p=0.0, blur_p=1.0, noise_p=0.0, blur_sigma=(1.0, 1.0))
+    aug.seed(0, torch.device("cpu"))
+    flat = torch.full((1, 3, 12, 12), 100, dtype=torch.uint8)
+    assert torch.equal(aug(flat), flat)
+    edge = torch.zeros(1, 1, 12, 12, dtype=torch.uint8)
+    edge[..., 6:] = 255
+    row = aug(edge)[0, 0, 0].tolist()
+    assert row[0] == 0 and row[-1] == 255 and 0 < row[5] < row[6] < 255
+
+
+def test_training_with_device_augmentation_saves_its_generator(tiny_config, tmp_path):
+    summary = fit(tiny_config("trainer.epochs=1", "logger=none", "aug=strong_device"), tmp_path)
+    assert summary["status"] == "completed" and summary["num_threads"] >= 1
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["rng"]["device_aug"].dtype == torch.uint8
+
+
+def test_num_workers_auto_leaves_a_core_for_training(monkeypatch):
+    monkeypatch.setattr(loaders, "available_cores", lambda: 16)
+    assert num_workers("auto") == 15 and num_workers(3) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert num_workers("auto") == 3
+    monkeypatch.setattr(loaders, "available_cores", lambda: 1)
+    assert num_workers("auto") == 0

@@ -1,7 +1,7 @@
 """One training epoch, in the style of torchvision's references (evaluation: evaluation/loop.py)."""
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -27,8 +27,10 @@ def train_one_epoch(
     grad_clip_norm: float | None,
     log_every_n_steps: int,
     num_batches: int,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[float, int, int]:
-    """Returns (mean loss, images seen, global step); reads the loss on the host only to log it."""
+    """Returns (mean loss, images seen, global step); reads the loss on the host only to log it.
+    ``augment``: photometric augmentation of the uint8 batch on the device (aug.device)."""
     model.train()
     loss_sum = torch.zeros((), device=dev.device)
     window_sum = torch.zeros((), device=dev.device)
@@ -44,6 +46,8 @@ def train_one_epoch(
     )
     for images, masks in progress:
         images, masks = dev.batch(images, masks)
+        if augment is not None:
+            images = augment(images)
         with dev.autocast():
             loss = loss_fn(model(images), masks)
         optimizer.zero_grad(set_to_none=True)

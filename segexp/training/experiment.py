@@ -13,6 +13,7 @@ from torch import nn
 
 from segexp.config.build import build, class_names
 from segexp.config.legacy import upgrade
+from segexp.data.device_aug import DevicePhotometric
 from segexp.data.loaders import Splits, build_splits
 from segexp.errors import SegexpError
 from segexp.losses.auxiliary import WithAuxiliary
@@ -38,6 +39,7 @@ class Experiment:
     optimizer: torch.optim.Optimizer | None = None
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     scaler: torch.amp.GradScaler | None = None
+    device_aug: DevicePhotometric | None = None  # aug.device: photometric, on the device
 
 
 def build_model(cfg: DictConfig, dev: Device) -> SegmentationModel:
@@ -72,9 +74,12 @@ def build_experiment(cfg: DictConfig, *, training: bool = True) -> Experiment:
     total_steps = int(trainer.epochs) * splits.train_batches
     scheduler = build(cfg.scheduler)(optimizer=optimizer, total_steps=total_steps)
     scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
+    device_aug = build(cfg.aug.device) if cfg.aug.get("device") is not None else None
+    if device_aug is not None:
+        device_aug.seed(int(cfg.seed) + distributed.rank(), dev.device)
     return Experiment(
         cfg, dev, model, train_model, eval_model, loss_fn, confusion, names,
-        splits, optimizer, scheduler, scaler,
+        splits, optimizer, scheduler, scaler, device_aug,
     )  # fmt: skip
 
 

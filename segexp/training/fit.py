@@ -123,7 +123,7 @@ def run_epoch(
         epoch=epoch, global_step=progress.global_step,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
         log_every_n_steps=int(cfg.trainer.log_every_n_steps),
-        num_batches=splits.train_batches,
+        num_batches=splits.train_batches, augment=exp.device_aug,
     )  # fmt: skip
     interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
     progress.train_seconds += time.perf_counter() - epoch_start

@@ -114,10 +114,14 @@ def training_state(exp: "Experiment", progress: Progress) -> dict[str, Any]:
         "global_step": progress.global_step,
         "best_miou": progress.best_miou,
         "progress": asdict(progress),
-        "rng": capture_rng(exp.splits),
+        "rng": {**capture_rng(exp.splits), **_device_aug_state(exp)},
         "config": OmegaConf.to_container(exp.cfg, resolve=True),
         "segexp_version": segexp.__version__,
     }
+
+
+def _device_aug_state(exp: "Experiment") -> dict[str, Any]:
+    return {"device_aug": exp.device_aug.state()} if exp.device_aug is not None else {}
 
 
 def save_epoch(state: dict[str, Any], folder: Path, *, improved: bool, keep_every: int) -> None:
@@ -149,6 +153,8 @@ def restore(path: Path, exp: "Experiment") -> Progress:
     exp.scaler.load_state_dict(state["scaler"])
     progress = Progress(**state["progress"])
     restore_rng(state["rng"], exp.splits)
+    if exp.device_aug is not None and "device_aug" in state["rng"]:
+        exp.device_aug.set_state(state["rng"]["device_aug"])
     log.info("resuming from %s: epoch %d done, step %d", path, progress.epoch, progress.global_step)
     return progress
 
