@@ -6,9 +6,10 @@
 Stages, most important first (a stage that would start after --budget-s is recorded as skipped):
 1. throughput (benchmarks/throughput.py, every loop) of smp_unet ResNet-34 at 512x512, batch 16,
    aug none and strong;
-2. host synchronisations per step of segexp's loop (benchmarks/host_syncs.py);
+2. host synchronisations per step of segexp's loop (benchmarks/host_syncs.py), and segexp's
+   loop with aug=strong_device (photometric augmentation on the GPU);
 3. each speed switch turned off in turn (segexp's loop only, smp_unet, aug none);
-4. throughput of the custom unet, deeplabv3 and segformer, aug none and strong.
+4. throughput of the custom unet, deeplabv3 and segformer, aug none, then aug strong.
 Writes throughput.json, host_syncs.json and suite.json (what ran, how long) under --out.
 """
 
@@ -70,12 +71,14 @@ def stages(args: argparse.Namespace) -> list[tuple[str, object]]:
         todo.append((f"throughput {' '.join(main_model)} aug={aug}", argv))
     syncs = [*main_model, *common, "--aug", "none", "--out", str(args.out / "host_syncs.json")]
     todo.append(("host syncs", ("syncs", _without(_without(syncs, "--samples"), "--loops"))))
+    argv = [*_without(main_model + common, "--loops"), "--aug", "strong_device"]
+    todo.append(("throughput aug=strong_device (segexp)", [*argv, "--loops", "segexp", *tp_out]))
     for switch in switches:
         argv = [*_without(main_model + common, "--loops"), "--aug", "none", "--loops", "segexp"]
         argv += ["--set", switch]
         todo.append((f"switch off: {switch}", [*argv, *tp_out]))
-    for model in others:
-        for aug in ("none", "strong"):
+    for aug in ("none", "strong"):  # every model once before any model twice
+        for model in others:
             todo.append(
                 (f"throughput {model[1]} aug={aug}", [*model, *common, "--aug", aug, *tp_out])
             )

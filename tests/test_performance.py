@@ -10,9 +10,10 @@ from PIL import Image
 from segexp.data import checks, loaders
 from segexp.data.collate import pad_collate
 from segexp.data.device_aug import DevicePhotometric
-from segexp.data.loaders import num_workers
+from segexp.data.loaders import build_splits, num_workers
 from segexp.errors import SegexpError
 from segexp.losses.dice import soft_dice_per_class
+from segexp.runtime.device import make_device
 from segexp.runtime.threads import auto_threads, resolve_threads
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.training.fit import fit
@@ -170,3 +171,13 @@ def test_num_workers_auto_leaves_a_core_for_training(monkeypatch):
     assert num_workers("auto") == 3
     monkeypatch.setattr(loaders, "available_cores", lambda: 1)
     assert num_workers("auto") == 0
+
+
+def test_training_batches_are_channels_last_without_a_reordering_copy(tiny_config):
+    cfg = tiny_config()
+    images, _ = next(iter(build_splits(cfg).train))
+    assert images.shape[1] == 3 and images.is_contiguous(memory_format=torch.channels_last)
+    dev = make_device(cfg.trainer)
+    assert dev.images(images).data_ptr() == images.data_ptr()  # CPU, channels-last: no copy
+    contiguous = make_device(tiny_config("trainer.channels_last=false").trainer).images(images)
+    assert contiguous.is_contiguous() and torch.equal(contiguous, images)

@@ -16,7 +16,10 @@ def pad_collate(
     for image, mask in batch:  # pad_to_size: no copy for a sample that is already that size
         images.append(pad_to_size(image, height, width))
         masks.append(pad_to_size(mask, height, width, value=ignore_index))
-    return torch.stack(images), torch.stack(masks)
+    # Stacked as (N, H, W, C) and viewed as (N, C, H, W): a channels-last batch made by plain
+    # copies, which reaches the (channels-last) model without another reordering copy.
+    stacked = torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
+    return stacked, torch.stack(masks)
 
 
 def list_collate(

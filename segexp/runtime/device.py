@@ -27,8 +27,8 @@ class Device:
         """uint8 images from the loader, on the device, in the model's memory format."""
         images = images.to(self.device, non_blocking=True)
         if self.channels_last and images.ndim == 4:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
+            return images.contiguous(memory_format=torch.channels_last)
+        return images.contiguous()  # a channels-last batch from pad_collate, as asked
 
     def batch(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images and integer masks from the loader -> device tensors (masks as int64)."""
