@@ -21,7 +21,7 @@ from segexp.config.paths import CONFIG_DIR
 from segexp.data.checks import check_datasets
 from segexp.data.collate import list_collate
 from segexp.data.folder import FolderSegmentation
-from segexp.data.loaders import evaluation_transform
+from segexp.data.loaders import evaluation_transform, num_workers
 from segexp.data.sample import EvaluationSamples
 from segexp.errors import SegexpError
 from segexp.evaluation.loop import evaluate
@@ -94,7 +94,7 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
-        num_workers=int(run.cfg.dataset.num_workers),
+        num_workers=num_workers(run.cfg.dataset.num_workers),
         collate_fn=list_collate,
     )
     postprocess = build_postprocess(cfg.postprocess)

@@ -15,6 +15,7 @@ from segexp.config.paths import CONFIG_DIR
 from segexp.errors import SegexpError
 from segexp.runtime import distributed, interrupt
 from segexp.runtime.run_folder import RunFolder
+from segexp.runtime.threads import available_cores
 from segexp.storage.checkpoint import last_checkpoint, load_checkpoint
 from segexp.storage.files import check_folder_writable, write_json
 from segexp.storage.run_record import holds_run
@@ -80,6 +81,16 @@ def _interrupted(name: str, info: dict, folder: RunFolder) -> None:
     sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
 
 
+def _parallel_jobs() -> int:
+    """Jobs a sweep launcher runs at once beside this one: joblib's n_jobs (-1: every core)."""
+    hydra_cfg = HydraConfig.get()
+    launcher = hydra_cfg.get("launcher") or {}
+    if hydra_cfg.mode != RunMode.MULTIRUN or "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n_jobs = int(launcher.get("n_jobs", -1) or 1)
+    return available_cores() if n_jobs < 0 else n_jobs
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
@@ -107,7 +118,9 @@ def main(cfg: DictConfig) -> float | None:
                 folder.commit()  # a folder this command created
             if cfg.get("resume"):
                 cfg, info = resume.resume_config(cfg, info, run_dir)
-            summary = fit(cfg, run_dir, info, on_start=folder.commit)
+            summary = fit(
+                cfg, run_dir, info, on_start=folder.commit, parallel_jobs=_parallel_jobs()
+            )
     except BaseException as err:
         if isinstance(err, SystemExit):
             raise

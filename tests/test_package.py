@@ -188,3 +188,16 @@ def test_the_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True)
     return path
+
+
+def test_docker_image_runs_what_the_tests_run():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    makefile = (REPO / "Makefile").read_text()
+    (make_torch,) = re.findall(r"^TORCH := (.+)$", makefile, re.M)
+    (image_torch,) = re.findall(r'^ARG TORCH="(.+)"$', dockerfile, re.M)
+    assert image_torch == make_torch.strip()
+    assert re.search(r"pip install \"\.\[[^]]*\bsweep\b", dockerfile)
+    (user,) = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert user not in ("root", "0")
+    assert 'VOLUME ["/workspace/segexp/outputs"]' in dockerfile
+    assert "benchmarks" not in (REPO / ".dockerignore").read_text().split()  # gpu.sh runs inside

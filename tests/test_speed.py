@@ -1,6 +1,8 @@
 """Every speed switch of `trainer` works on the CPU (timings live in benchmarks/, not here)."""
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,9 +12,11 @@ import torch
 from segexp.config.build import build
 from segexp.data.loaders import build_splits
 from segexp.models.wrapper import SegmentationModel
-from segexp.runtime.device import make_device, seed_everything
+from segexp.runtime.device import cpu_has_native_bf16, make_device, seed_everything
 from segexp.training.fit import fit
 from segexp.training.optim import build_optimizer, maybe_compile
+
+from .conftest import REPO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import throughput
@@ -39,7 +43,8 @@ def test_switch_trains_and_evaluates(tiny_config, tmp_path, switch):
 def test_precision_switch_selects_autocast_dtype(tiny_config):
     assert make_device(tiny_config("trainer.precision=bf16").trainer).amp_dtype == torch.bfloat16
     assert make_device(tiny_config("trainer.precision=fp16").trainer).amp_dtype == torch.float16
-    assert make_device(tiny_config().trainer).amp_dtype is None  # auto on CPU: fp32
+    native = torch.bfloat16 if cpu_has_native_bf16() else None  # auto on CPU: bf16 with AMX
+    assert make_device(tiny_config().trainer).amp_dtype == native
 
 
 def test_batches_travel_as_uint8_and_the_model_normalises_them(tiny_config):
@@ -93,31 +98,47 @@ def test_cudnn_benchmark_switch():
 def test_benchmark_script_tiny_cpu_mode(tmp_path):
     out = tmp_path / "cpu.json"
     entry = throughput.main(
-        [
-            "--size",
-            "32",
-            "--batch-size",
-            "4",
-            "--steps",
-            "2",
-            "--warmup",
-            "1",
-            "--set",
-            "model.net.base_channels=4",
-            "--set",
-            "model.net.depth=2",
-            "--out",
-            str(out),
-        ]
-    )
+        ["--size", "32", "--batch-size", "4", "--steps", "2", "--warmup", "1",
+         "--set", "model.net.base_channels=4", "--set", "model.net.depth=2", "--out", str(out)]
+    )  # fmt: skip
     saved = json.loads(out.read_text())
     (key,) = saved
     assert key.startswith("unet 32x32 b4")
-    assert saved[key]["ratio"] == pytest.approx(
-        entry["segexp"]["images_per_s"] / entry["reference"]["images_per_s"]
-    )
-    for loop in ("segexp", "reference"):
-        result = saved[key][loop]
+    loops = saved[key]["loops"]
+    assert set(loops) == set(throughput.LOOPS)
+    for name, result in loops.items():
+        if name == "lightning" and "skipped" in result:
+            continue  # lightning is an optional extra
         assert result["images_per_s"] > 0 and 0 <= result["data_wait_fraction"] <= 1
+        assert result["mfu_measured"] > 0 and result["mfu_spec"] is None  # no datasheet on CPU
+        assert result["peak_memory_mb"] > 0 and result["steps"] == 2
+    assert saved[key]["ratios"]["segexp/plain"] == pytest.approx(
+        entry["loops"]["segexp"]["images_per_s"] / entry["loops"]["plain"]["images_per_s"]
+    )
+    assert loops["plain"]["workers"] == 0 and loops["plain"]["precision"] == "fp32"
     assert saved[key]["versions"]["torch"] == torch.__version__
-    assert saved[key]["segexp"]["forward_gflops_per_image"] > 0
+    assert saved[key]["forward_gflops_per_image"] > 0
+    assert saved[key]["peaks"]["measured_matmul_tflops"] > 0
+
+
+def test_benchmark_steps_keep_prefetch_under_five_percent():
+    args = throughput.parse_args(["--workers", "12", "--steps", "50"])
+    steps = throughput.loop_steps(args, 12)
+    assert 12 * throughput.PREFETCH_FACTOR / steps <= 0.05
+    assert throughput.loop_steps(args, 0) == 50
+
+
+def test_gpu_script_tiny_cpu_mode(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu.sh"), "--tiny"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    suite = json.loads((tmp_path / "suite.json").read_text())
+    assert [s["status"] for s in suite["stages"]] == ["done"] * len(suite["stages"])
+    results = json.loads((tmp_path / "throughput.json").read_text())
+    assert any("aug=strong" in key for key in results)
+    assert any("trainer.channels_last=false" in key for key in results)
+    assert json.loads((tmp_path / "host_syncs.json").read_text())["steps"] == 2
+    assert (tmp_path / "environment.txt").is_file() and (tmp_path / "log.txt").is_file()

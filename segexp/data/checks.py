@@ -8,14 +8,22 @@ refuses to train on missing, unreadable or mismatched files and on mask values o
 classes. Generated datasets (synthetic) have no files and are not scanned.
 """
 
+import hashlib
+import json
 import logging
+from pathlib import Path
 
 from omegaconf import DictConfig
 
 from segexp.config.build import build
+from segexp.data.class_weights import cache_dir
 from segexp.data.layout import SPLITS
 from segexp.data.scan import findings, scan_split
 from segexp.errors import SegexpError
+from segexp.storage.files import write_json
+
+# Bump when the check itself changes, so that earlier cached passes are not trusted.
+CHECK_VERSION = 1
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +61,48 @@ def check_datasets(
 
 
 def preflight(cfg: DictConfig) -> dict:
-    """Every configured split's label check, before training (or evaluating) on it."""
+    """Every configured split's label check, before training (or evaluating) on it.
+
+    A pass is remembered in the cache folder (class_weights.cache_dir) under a key made of the
+    file list, sizes and modification times, the class count and ignore_index: the next run on
+    the same unchanged files skips re-reading every mask and repeats the warnings only.
+    Returns the scans ({} when the cached pass was used)."""
     name = cfg.dataset.name
-    return check_datasets(
-        split_datasets(cfg),
-        int(cfg.dataset.num_classes),
-        int(cfg.dataset.ignore_index),
+    datasets = split_datasets(cfg)
+    num_classes, ignore_index = int(cfg.dataset.num_classes), int(cfg.dataset.ignore_index)
+    marker = _pass_marker(datasets, num_classes, ignore_index)
+    if marker is not None and marker.is_file():
+        for warning in json.loads(marker.read_text())["warnings"]:
+            log.warning("label check: %s", warning)
+        log.info("label check: passed before on these unchanged files (%s)", marker)
+        return {}
+    scans = check_datasets(
+        datasets,
+        num_classes,
+        ignore_index,
         f"dataset '{name}'",
         f" (full report: python -m segexp.audit dataset={name} ...)",
     )
+    if marker is not None:
+        warnings = [
+            w for scan in scans.values() for w in findings(scan, num_classes, ignore_index)[1]
+        ]
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        write_json({"warnings": warnings}, marker)
+    return scans
+
+
+def _pass_marker(datasets: dict, num_classes: int, ignore_index: int) -> Path | None:
+    """Where a pass on exactly these files is recorded; None without files (synthetic)."""
+    files = []
+    for split, dataset in sorted(datasets.items()):
+        for pair in getattr(dataset, "pairs", None) or []:
+            for path in map(Path, pair):
+                stat = path.stat() if path.is_file() else None
+                files.append(
+                    [split, str(path.resolve()), stat and stat.st_size, stat and stat.st_mtime_ns]
+                )
+    if not files:
+        return None
+    key = json.dumps([CHECK_VERSION, num_classes, ignore_index, files]).encode()
+    return cache_dir() / "label_checks" / f"{hashlib.sha1(key).hexdigest()[:20]}.json"

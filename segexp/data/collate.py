@@ -2,7 +2,7 @@
 
 import torch
 
-from segexp.ops.padding import pad_bottom_right
+from segexp.ops.padding import pad_to_size
 
 
 def pad_collate(
@@ -13,11 +13,13 @@ def pad_collate(
     height = max(image.shape[-2] for image, _ in batch)
     width = max(image.shape[-1] for image, _ in batch)
     images, masks = [], []
-    for image, mask in batch:
-        pad_h, pad_w = height - image.shape[-2], width - image.shape[-1]
-        images.append(pad_bottom_right(image, pad_h, pad_w))
-        masks.append(pad_bottom_right(mask, pad_h, pad_w, value=ignore_index))
-    return torch.stack(images), torch.stack(masks)
+    for image, mask in batch:  # pad_to_size: no copy for a sample that is already that size
+        images.append(pad_to_size(image, height, width))
+        masks.append(pad_to_size(mask, height, width, value=ignore_index))
+    # Stacked as (N, H, W, C) and viewed as (N, C, H, W): a channels-last batch made by plain
+    # copies, which reaches the (channels-last) model without another reordering copy.
+    stacked = torch.stack([image.permute(1, 2, 0) for image in images]).permute(0, 3, 1, 2)
+    return stacked, torch.stack(masks)
 
 
 def list_collate(

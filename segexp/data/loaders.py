@@ -10,9 +10,11 @@ Evaluation batches are lists (list_collate); see evaluation/loop.py.
 
 import functools
 import itertools
+import os
 import signal
 from dataclasses import dataclass
 
+import cv2
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, get_worker_info
@@ -22,6 +24,7 @@ from segexp.data.collate import list_collate, pad_collate
 from segexp.data.sample import EvaluationSamples
 from segexp.errors import SegexpError
 from segexp.runtime import distributed
+from segexp.runtime.threads import available_cores
 
 
 @dataclass
@@ -43,14 +46,26 @@ def _seed_augmentation(worker_id: int) -> None:
     would otherwise all apply the same "random" transforms in lockstep.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the main process stops cleanly
+    # One thread per worker: OpenCV's own pool in every worker oversubscribes the cores.
+    cv2.setNumThreads(0)
+    torch.set_num_threads(1)
     info = get_worker_info()
     transform = getattr(info.dataset, "transform", None)
     if transform is not None and hasattr(transform, "set_random_seed"):
         transform.set_random_seed(torch.initial_seed() % 2**32)
 
 
+def num_workers(setting: int | str) -> int:
+    """`dataset.num_workers`: a number, or auto: the cores this process may use (shared among
+    torchrun's processes on the node) less one for the training process, at most 16."""
+    if setting != "auto":
+        return int(setting)
+    per_process = available_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(16, per_process - 1))
+
+
 def _loader(dataset: Dataset, cfg: DictConfig, *, train: bool, seed: int, pin: bool) -> DataLoader:
-    workers = int(cfg.dataset.num_workers)
+    workers = num_workers(cfg.dataset.num_workers)
     sampler = distributed.sampler(dataset, train=train, seed=seed)  # None in a single process
     return DataLoader(
         dataset,

@@ -9,7 +9,6 @@ targets) is correct and is reproduced below.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -28,8 +27,10 @@ def soft_dice_per_class(
     """
     num_classes = probabilities.shape[1]
     valid = target != ignore_index
-    one_hot = F.one_hot(torch.where(valid, target, 0), num_classes).movedim(-1, 1)
-    one_hot = one_hot * valid.unsqueeze(1)
+    classes = torch.arange(num_classes, device=target.device)
+    classes = classes.view(1, num_classes, *([1] * (target.dim() - 1)))
+    # A bool one-hot (1 byte per pixel and class, not F.one_hot's int64: 8x less memory).
+    one_hot = (target.unsqueeze(1) == classes) & valid.unsqueeze(1)
     probabilities = probabilities * valid.unsqueeze(1)
 
     summed_dims = [0, *range(2, probabilities.dim())]

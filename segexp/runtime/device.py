@@ -27,8 +27,8 @@ class Device:
         """uint8 images from the loader, on the device, in the model's memory format."""
         images = images.to(self.device, non_blocking=True)
         if self.channels_last and images.ndim == 4:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
+            return images.contiguous(memory_format=torch.channels_last)
+        return images.contiguous()  # a channels-last batch from pad_collate, as asked
 
     def batch(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images and integer masks from the loader -> device tensors (masks as int64)."""
@@ -55,12 +55,33 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware tiles (Intel AMX-BF16).
+
+    Only AMX counts: on a CPU with AVX512-BF16 but no AMX, bf16 autocast was measured slower
+    than fp32 (training step 1.2x, evaluation 1.2x the CPU time; docs/performance.md), and
+    without either, bf16 is emulated. torch's capability string says "AMX" on AMX machines;
+    the kernel's flags are read as well.
+    """
+    if "AMX" in torch.backends.cpu.get_cpu_capability():
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags
+
+
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """None means fp32. On CPU, 'auto' is fp32: CPU autocast is slower than fp32 for convs."""
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+    """None means fp32. 'auto': bf16 on CUDA where supported (else fp16 with GradScaler), bf16
+    on a CPU with AMX (cpu_has_native_bf16), fp32 on other CPUs."""
+    if precision == "fp32":
         return None
-    if precision == "auto":
+    if precision == "auto" and device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
@@ -83,4 +104,6 @@ def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool = True
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic
     torch.backends.cudnn.deterministic = deterministic
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    # Called only on a change: use_deterministic_algorithms imports inductor's config (~1 s).
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)

@@ -2,6 +2,7 @@
 
 import pickle
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ def last_checkpoint(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints" / "last.pt"
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+def save_checkpoint(state: dict[str, Any], path: Path, copies: Iterable[Path] = ()) -> None:
     """Atomic and durable (storage/files.py ``atomic_write``): a kill or a full disk at any
-    moment leaves either the previous file or the new one, never a torn one."""
-    with atomic_write(path, "wb", durable=True) as f:
+    moment leaves either the previous file or the new one, never a torn one. ``copies`` (e.g.
+    best.pt) get the same bytes without a second serialisation."""
+    with atomic_write(path, "wb", durable=True, copies=copies) as f:
         torch.save(state, f)
 
 

@@ -6,8 +6,9 @@ import errno
 import json
 import math
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,10 +50,16 @@ def umask_mode(mode: int = 0o666) -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path, mode: str = "w", durable: bool = False) -> Iterator[IO[Any]]:
+def atomic_write(
+    path: Path, mode: str = "w", durable: bool = False, copies: Iterable[Path] = ()
+) -> Iterator[IO[Any]]:
     """Write to a temporary file beside ``path``, then rename it over ``path``: a reader (or a
     kill, or a full disk) never leaves half a file, and the previous ``path`` survives a fault.
-    The file gets the umask's permissions, so a team sharing ``outputs/`` can read it."""
+    The file gets the umask's permissions, so a team sharing ``outputs/`` can read it.
+
+    ``copies`` (e.g. best.pt beside last.pt) get the same bytes without writing them twice: a
+    hard link to the finished temporary file (a copy where the filesystem has no links), put in
+    place before ``path`` so that a kill never leaves ``path`` newer than its copies."""
     path = Path(path)
     tmp = None
     try:
@@ -64,6 +71,8 @@ def atomic_write(path: Path, mode: str = "w", durable: bool = False) -> Iterator
             f.flush()
             if durable:
                 os.fsync(f.fileno())
+        for copy in copies:
+            _place_copy(Path(tmp), Path(copy))
         os.replace(tmp, path)
         tmp = None
         if durable:  # the rename itself is durable only once the folder entry is on disk
@@ -77,6 +86,22 @@ def atomic_write(path: Path, mode: str = "w", durable: bool = False) -> Iterator
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _place_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links here (some network and FAT filesystems)
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:

@@ -30,6 +30,7 @@ def train_one_epoch(
     num_batches: int,
     accumulate: int = 1,
     on_step: Callable[[], None] | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[float, int, int]:
     """Returns (mean loss, images seen, global step); reads the loss on the host only to log it.
 
@@ -38,6 +39,7 @@ def train_one_epoch(
     give the gradient of one batch of N*B for a loss that averages over the batch. A step never
     spans two epochs (the last one of an epoch may have fewer micro-batches), so checkpoints at
     epoch ends stay exact resume points. ``on_step`` runs after each optimizer step (the EMA).
+    ``augment``: photometric augmentation of the uint8 batch on the device (aug.device).
     """
     model.train()
     loss_sum = torch.zeros((), device=dev.device)
@@ -58,6 +60,8 @@ def train_one_epoch(
         in_step = min(accumulate, num_batches - first)
         last = index == first + in_step - 1
         images, masks = dev.batch(images, masks)
+        if augment is not None:
+            images = augment(images)
         with _sync_gradients(model, last):
             with dev.autocast():
                 loss = loss_fn(model(images), masks)

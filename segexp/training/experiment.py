@@ -14,6 +14,7 @@ from torch import nn
 
 from segexp.config.build import build, class_names
 from segexp.config.legacy import upgrade
+from segexp.data.device_aug import DevicePhotometric
 from segexp.data.loaders import Splits, build_splits
 from segexp.errors import SegexpError
 from segexp.losses.auxiliary import WithAuxiliary
@@ -44,6 +45,7 @@ class Experiment:
     scaler: torch.amp.GradScaler | None = None
     ema: WeightAverage | None = None
     early_stopping: EarlyStopping | None = None
+    device_aug: DevicePhotometric | None = None  # aug.device: photometric, on the device
 
     @property
     def scored_model(self) -> nn.Module:
@@ -83,10 +85,14 @@ def build_experiment(cfg: DictConfig, *, training: bool = True) -> Experiment:
     optimizer = build_optimizer(cfg.optimizer, model, dev.device, trainer.fused_optimizer)
     scheduler = build_scheduler(cfg, optimizer, optimizer_steps(cfg, splits.train_batches))
     scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
+    device_aug = build(cfg.aug.device) if cfg.aug.get("device") is not None else None
+    if device_aug is not None:
+        device_aug.seed(int(cfg.seed) + distributed.rank(), dev.device)
     return Experiment(
         cfg, dev, model, train_model, eval_model, loss_fn, metrics, names,
         splits, optimizer, scheduler, scaler,
         build_ema(trainer.get("ema"), model), build_early_stopping(trainer.get("early_stopping")),
+        device_aug,
     )  # fmt: skip
 
 

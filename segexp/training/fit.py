@@ -25,6 +25,7 @@ from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
 from segexp.runtime import distributed, interrupt
 from segexp.runtime.device import seed_everything
+from segexp.runtime.threads import set_threads
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.storage.files import write_json
 from segexp.training.epoch import train_one_epoch
@@ -57,12 +58,16 @@ def fit(
     run_dir: Path,
     run_info: dict[str, Any] | None = None,
     on_start: Callable[[], None] | None = None,
+    *,
+    parallel_jobs: int = 1,
 ) -> dict[str, Any]:
     """Train as configured and return the summary that is also written to run_dir/summary.json.
 
     Everything that can refuse the run (config, files, the checkpoint it continues from) comes
-    before the first write into run_dir; ``on_start`` is called just before that write."""
+    before the first write into run_dir; ``on_start`` is called just before that write.
+    ``parallel_jobs``: runs a sweep launcher executes beside this one (for num_threads=auto)."""
     cfg = prepare_config(cfg)
+    threads = set_threads(cfg.trainer.get("num_threads", "auto"), parallel_jobs)
     run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
     started = time.perf_counter()
     seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic), cfg.trainer.cudnn_benchmark)
@@ -79,9 +84,10 @@ def fit(
     if not progress.epoch:
         record_start(exp, run_dir, writer, stats)
     log.info(
-        "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d batches per epoch",
+        "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d CPU threads "
+        "| %d batches per epoch",
         cfg.model.net._target_, stats["num_parameters"] / 1e6, stats["gflops"],
-        exp.dev.device, exp.dev.precision, exp.splits.train_batches,
+        exp.dev.device, exp.dev.precision, threads, exp.splits.train_batches,
     )  # fmt: skip
     for epoch in range(progress.epoch + 1, int(cfg.trainer.epochs) + 1):
         if progress.early_stopping.get("stopped_epoch"):
@@ -137,7 +143,7 @@ def run_epoch(
         grad_clip_norm=cfg.trainer.grad_clip_norm,
         log_every_n_steps=int(cfg.trainer.log_every_n_steps),
         num_batches=splits.train_batches, accumulate=accumulation(cfg),
-        on_step=None if exp.ema is None else exp.ema.update,
+        on_step=None if exp.ema is None else exp.ema.update, augment=exp.device_aug,
     )  # fmt: skip
     interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
     if progress.global_step == steps_before:
@@ -263,6 +269,7 @@ def make_summary(
         "world_size": world,
         "device": str(exp.dev.device),
         "precision": exp.dev.precision,
+        "num_threads": torch.get_num_threads(),
         **stats,
         "segexp_version": segexp.__version__,
         "scored_at": SCORED_AT,

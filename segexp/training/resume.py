@@ -118,19 +118,23 @@ def training_state(exp: "Experiment", progress: Progress) -> dict[str, Any]:
         "global_step": progress.global_step,
         "best_miou": progress.best_miou,
         "progress": asdict(progress),
-        "rng": capture_rng(exp.splits),
+        "rng": {**capture_rng(exp.splits), **_device_aug_state(exp)},
         "config": OmegaConf.to_container(exp.cfg, resolve=True),
         "segexp_version": segexp.__version__,
     }
 
 
+def _device_aug_state(exp: "Experiment") -> dict[str, Any]:
+    return {"device_aug": exp.device_aug.state()} if exp.device_aug is not None else {}
+
+
 def save_epoch(state: dict[str, Any], folder: Path, *, improved: bool, keep_every: int) -> None:
-    """best.pt when the metric improved, last.pt always, epoch_NNNN.pt every ``keep_every``."""
-    if improved:
-        save_checkpoint(state, folder / "best.pt")
+    """last.pt always; best.pt when the metric improved and epoch_NNNN.pt every ``keep_every``
+    epochs as links to (or copies of) it: one serialisation per epoch."""
+    copies = [folder / "best.pt"] if improved else []
     if keep_every and state["epoch"] % keep_every == 0:
-        save_checkpoint(state, folder / f"epoch_{state['epoch']:04d}.pt")
-    save_checkpoint(state, folder / "last.pt")
+        copies.append(folder / f"epoch_{state['epoch']:04d}.pt")
+    save_checkpoint(state, folder / "last.pt", copies)
 
 
 def restore(path: Path, exp: "Experiment") -> Progress:
@@ -158,6 +162,8 @@ def restore(path: Path, exp: "Experiment") -> Progress:
     progress = Progress(**state["progress"])
     restore_rng(state["rng"], exp.splits)
     _remove_leftovers(path.parent)  # only now: a refused checkpoint leaves the folder as it was
+    if exp.device_aug is not None and "device_aug" in state["rng"]:
+        exp.device_aug.set_state(state["rng"]["device_aug"])
     log.info("resuming from %s: epoch %d done, step %d", path, progress.epoch, progress.global_step)
     return progress
 
