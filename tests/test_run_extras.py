@@ -64,7 +64,7 @@ def test_folder_run_with_auto_weights_writes_preview(tmp_path, monkeypatch):
     assert list(resolved.loss.class_weights) == expected and expected != [1.0, 1.0]
     stored = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["config"]
     assert stored["loss"]["class_weights"] == expected
-    cached = list((tmp_path / "cache").iterdir())
+    cached = list((tmp_path / "cache").glob("class_weights-*.json"))
     assert len(cached) == 1 and json.loads(cached[0].read_text())["weights"] == expected
 
     # The cache is what the next run reads: doctor it and the weights follow.

@@ -57,6 +57,10 @@ def integer(low: int | None = None, high: int | None = None, null: bool = False)
     return ok
 
 
+def auto_or(check: Check) -> Check:
+    return lambda value, cfg: value == "auto" or check(value, cfg)
+
+
 def one_of(*values: Any) -> Check:
     return lambda value, cfg: value in values
 
@@ -120,7 +124,8 @@ RULES = [
     Rule("dataset.std", "one number > 0 per channel, 0-255 scale", lambda v, c: _numbers(v, 1e-12)),
     Rule("dataset.image_size", "[height, width], both integers >= 1, or null", size),
     Rule("dataset.batch_size", "an integer >= 1", integer(1)),
-    Rule("dataset.num_workers", "an integer >= 0", integer(0)),
+    Rule("dataset.num_workers", "auto or an integer >= 0", auto_or(integer(0))),
+    Rule("dataset.sampler", "uniform or rare_class", one_of("uniform", "rare_class")),
     Rule("dataset.mask_mode", "index, binary or color", one_of("index", "binary", "color")),
     Rule("dataset.binary_masks", "true or false", boolean),
     Rule("dataset.lossy_masks", "true or false", boolean),
@@ -168,6 +173,24 @@ RULES = [
     Rule("trainer.fused_optimizer", "auto, true or false", one_of("auto", True, False)),
     Rule("trainer.compile", "true, false or a torch.compile backend name", compile_setting),
     Rule("trainer.detect_anomaly", "true or false", boolean),
+    Rule("trainer.num_threads", "auto or an integer >= 1", auto_or(integer(1))),
+    Rule("trainer.accumulate_grad_batches", "an integer >= 1", integer(1)),
+    Rule("trainer.print_config", "true or false", boolean),
+    Rule("trainer.early_stopping.patience", "an integer >= 0, or null", integer(0, null=True)),
+    Rule("trainer.early_stopping.mode", "max or min", one_of("max", "min")),
+    Rule("trainer.early_stopping.min_delta", "a number >= 0", number(0)),
+    Rule("trainer.early_stopping.min_epochs", "an integer >= 0", integer(0)),
+    Rule(
+        "trainer.ema.decay",
+        "a number from 0 to 1, or null",
+        lambda v, c: v is None or fraction(v, c),
+    ),
+    Rule("trainer.ema.warmup", "an integer >= 0", integer(0)),
+    Rule(
+        "metrics.boundary_tolerance",
+        "a number > 0 (pixels, or below 1 a fraction of the diagonal)",
+        number(above=0),
+    ),
 ]
 
 
