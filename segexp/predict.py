@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
 
-from segexp.config.build import build
+from segexp.config.build import build, class_names
 from segexp.config.cli import run_tool
 from segexp.config.paths import CONFIG_DIR
 from segexp.data.decode import IMAGE_SUFFIXES, image_size, read_image
@@ -27,7 +27,7 @@ from segexp.errors import SegexpError
 from segexp.evaluation.outputs import save_class_map
 from segexp.evaluation.pipeline import predict_image, to_probabilities
 from segexp.training.experiment import load_run
-from segexp.visual.colours import overlay, palette
+from segexp.visual.colours import dataset_palette, legend, overlay
 
 log = logging.getLogger("segexp")
 SUFFIX = {"masks": ".png", "overlays": ".png", "probs": ".npy"}
@@ -80,7 +80,8 @@ def predict(cfg: DictConfig) -> list[Path]:
     run = load_run(cfg.run, cfg.checkpoint, cfg.device)
     dataset, dev = run.cfg.dataset, run.dev
     transform = evaluation_transform(run.cfg)
-    colours = palette(int(dataset.num_classes))
+    colours = dataset_palette(dataset)
+    names = class_names(dataset)
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -93,6 +94,7 @@ def predict(cfg: DictConfig) -> list[Path]:
         mask = scores.argmax(dim=1)[0].cpu()
         save_class_map(mask, folders["masks"] / f"{path.stem}.png")
         blended = overlay(image, mask.numpy(), colours, float(cfg.alpha))
+        blended = np.concatenate([blended, legend(names, colours, blended.shape[1])], axis=0)
         Image.fromarray(blended).save(folders["overlays"] / f"{path.stem}.png")
         if cfg.save_probs:
             probs = to_probabilities(scores, options)[0].cpu().numpy().astype(np.float16)

@@ -25,7 +25,7 @@ from segexp.training.experiment import Experiment, build_experiment
 from segexp.training.loggers import log_hparams, log_metrics, open_writer
 from segexp.training.resume import Progress, restore, save_epoch, training_state
 from segexp.training.transfer import freeze_schedule
-from segexp.visual.colours import palette, preview_grid
+from segexp.visual.colours import dataset_palette, preview_grid
 from segexp.visual.samples import write_sample_preview
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,8 @@ def run_epoch(
     writer.add_scalar("train/epoch_loss", train_loss, epoch)
     log_metrics(writer, "val", val, result.loss, epoch)
     if result.preview:
-        grid = preview_grid(*result.preview, palette(len(exp.class_names)))
+        colours = dataset_palette(cfg.dataset)
+        grid = preview_grid(*result.preview, colours, exp.class_names)
         writer.add_image("val/image_truth_prediction", grid, epoch)
     improved = val["mIoU"] > progress.best_miou
     if improved:
