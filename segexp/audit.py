@@ -17,8 +17,15 @@ from omegaconf import DictConfig, OmegaConf
 from segexp.config.build import build, class_names
 from segexp.config.cli import run_tool
 from segexp.config.paths import CONFIG_DIR
+from segexp.data.class_weights import class_weight_keys
 from segexp.data.layout import SPLITS
-from segexp.data.scan import findings, median_frequency_weights, scan_split
+from segexp.data.scan import (
+    RARE_FRACTION,
+    findings,
+    median_frequency_weights,
+    rare_class_share,
+    scan_split,
+)
 from segexp.errors import SegexpError
 from segexp.runtime import interrupt
 from segexp.storage.files import write_json
@@ -81,11 +88,67 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
             train["class_pixels"], train["presence_pixels"]
         )
         report["suggested_mean"], report["suggested_std"] = train["image_mean"], train["image_std"]
+        rare = rare_class_share(train["class_pixels"])
+        if rare:
+            report["rare_classes"] = {
+                report["class_names"][c]: round(v, 5) for c, v in rare.items()
+            }
+            report["warnings"].append(imbalance_advice(cfg, report["class_names"], rare))
     return report
+
+
+def imbalance_advice(cfg: DictConfig, names: list[str], rare: dict[int, float]) -> str:
+    """The warning for classes under RARE_FRACTION of the labelled pixels, with the overrides."""
+    listed = ", ".join(f"{names[c]} {100 * share:.2f}%" for c, share in rare.items())
+    weights = " ".join(f"{key}=auto" for key in class_weight_keys(cfg.loss)) or (
+        "a loss with class_weights (e.g. loss=ce loss.class_weights=auto)"
+    )
+    return (
+        f"train: class imbalance: {listed} of the labelled pixels (under "
+        f"{100 * RARE_FRACTION:.0f}%): such classes often stay at 0 IoU. Try median-frequency "
+        f"class weights ({weights}) and/or the rare-class sampler (dataset.sampler=rare_class); "
+        "compare them with python -m segexp --multirun +experiment=class_imbalance dataset=..."
+    )
 
 
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:6.2f}%" if whole else "    -  "
+
+
+def _kind(value: int, report: dict[str, Any]) -> tuple[str, str]:
+    """(name, kind) of a mask value: a class, the ignore label, or outside both."""
+    if 0 <= value < report["num_classes"]:
+        return str(report["class_names"][value]), "class"
+    if value == report["ignore_index"]:
+        return "", "ignored"
+    return "", "not a class"
+
+
+def frequency_table(report: dict[str, Any]) -> list[str]:
+    """Every class and every other value found in the masks: classes as a share of the labelled
+    pixels, other values as a share of all pixels."""
+    splits = report["splits"]
+    weights = report.get("class_weights")
+    found = {v for s in splits.values() for v in s["mask_values"]}
+    values = sorted(set(range(report["num_classes"])) | found)
+    lines = [
+        "pixel frequency (classes: % of labelled pixels; other values: % of all pixels)",
+        f"{'value':>5} {'name':<14} {'kind':<11}"
+        + "".join(f" {n + ' px':>10}" for n in splits)
+        + ("  weight (median freq.)" if weights else ""),
+    ]
+    for value in values:
+        name, kind = _kind(value, report)
+        cells = ""
+        for s in splits.values():
+            if kind == "class":
+                cells += f" {_pct(s['class_pixels'][value], sum(s['class_pixels'])):>10}"
+            else:
+                count = s["mask_values"].get(value, 0)
+                cells += f" {_pct(count, sum(s['mask_values'].values())):>10}"
+        weight = f"  {weights[value]:.4f}" if weights and kind == "class" else ""
+        lines.append(f"{value:>5} {name:<14} {kind:<11}{cells}{weight}")
+    return lines
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -108,14 +171,7 @@ def format_report(report: dict[str, Any]) -> str:
         found = ", ".join(f"{v}: {n} px" for v, n in s["mask_values"].items())
         lines.append(f"mask values in {name}: {found or 'none'}")
     lines.append("")
-    header = f"{'class':<14}" + "".join(f" {n + ' px':>10}" for n in splits)
-    weights = report.get("class_weights")
-    lines.append(header + ("  weight (median freq.)" if weights else ""))
-    for c, cname in enumerate(report["class_names"]):
-        cells = "".join(
-            f" {_pct(s['class_pixels'][c], sum(s['class_pixels'])):>10}" for s in splits.values()
-        )
-        lines.append(f"{cname:<14}{cells}" + (f"  {weights[c]:.4f}" if weights else ""))
+    lines += frequency_table(report)
     for name, s in splits.items():
         if s["image_mean"] is not None:
             lines.append(f"image mean / std ({name}, 0-255): {s['image_mean']} / {s['image_std']}")

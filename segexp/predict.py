@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
 
-from segexp.config.build import build
+from segexp.config.build import build, class_names
 from segexp.config.cli import run_tool
 from segexp.config.paths import CONFIG_DIR
 from segexp.data.decode import IMAGE_SUFFIXES, image_size, read_image
@@ -30,7 +30,7 @@ from segexp.evaluation.pipeline import predict_image, to_probabilities
 from segexp.evaluation.postprocess import build_postprocess
 from segexp.runtime import interrupt
 from segexp.training.experiment import load_run
-from segexp.visual.colours import overlay, palette
+from segexp.visual.colours import dataset_palette, legend, overlay
 
 log = logging.getLogger("segexp")
 SUFFIX = {"masks": ".png", "overlays": ".png", "probs": ".npy"}
@@ -84,7 +84,8 @@ def predict(cfg: DictConfig) -> list[Path]:
     run = load_run(cfg.run, cfg.checkpoint, cfg.device)
     dataset, dev = run.cfg.dataset, run.dev
     transform = evaluation_transform(run.cfg)
-    colours = palette(int(dataset.num_classes))
+    colours = dataset_palette(dataset)
+    names = class_names(dataset)
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -100,6 +101,7 @@ def predict(cfg: DictConfig) -> list[Path]:
             mask = postprocess(mask, probs, torch.from_numpy(np.atleast_3d(image)).permute(2, 0, 1))
         save_class_map(mask, folders["masks"] / f"{path.stem}.png")
         blended = overlay(image, mask.numpy(), colours, float(cfg.alpha))
+        blended = np.concatenate([blended, legend(names, colours, blended.shape[1])], axis=0)
         Image.fromarray(blended).save(folders["overlays"] / f"{path.stem}.png")
         if cfg.save_probs:
             probs = to_probabilities(scores, options)[0].cpu().numpy().astype(np.float16)

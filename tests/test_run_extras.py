@@ -21,9 +21,9 @@ from .data_factory import make_split_folders
 def test_overlay_blends_class_colours_and_whitens_ignore():
     image = np.full((1, 3, 1), 100, np.uint8)
     mask = np.array([[0, 1, 255]])
-    colours = palette(2).numpy()
+    colours = palette(2, ["background", "cell"]).numpy()
     out = overlay(image, mask, colours, alpha=0.5)
-    assert out[0, 0].tolist() == [50, 50, 50]  # class 0 is black
+    assert out[0, 0].tolist() == [50, 50, 50]  # class 0 named background is black
     assert out[0, 1].tolist() == [int(100 * 0.5 + c * 0.5) for c in colours[1]]
     assert out[0, 2].tolist() == [177, 177, 177]  # (100 + 255) / 2, white for ignore
 

@@ -24,21 +24,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SEGEXP_CACHE_DIR", Path.home() / ".cache" / "segexp"))
 
 
-def _auto_keys(node, prefix: str) -> list[str]:
+def class_weight_keys(node, prefix: str = "loss", auto_only: bool = False) -> list[str]:
+    """Dotted paths of the ``class_weights`` keys under a loss node (only those set to ``auto``
+    with ``auto_only``): what a user overrides to weight the classes."""
     keys = []
     if isinstance(node, DictConfig):
         for key in node:
             value = node._get_node(key)
             path = f"{prefix}.{key}"
-            if (
-                key == "class_weights"
-                and not OmegaConf.is_missing(node, key)
-                and (node[key] == "auto")
-            ):
-                keys.append(path)
+            if key == "class_weights":
+                if not auto_only or (not OmegaConf.is_missing(node, key) and node[key] == "auto"):
+                    keys.append(path)
             elif isinstance(value, DictConfig):
-                keys += _auto_keys(value, path)
+                keys += class_weight_keys(value, path, auto_only)
     return keys
+
+
+def _auto_keys(node, prefix: str) -> list[str]:
+    return class_weight_keys(node, prefix, auto_only=True)
 
 
 def _fingerprint(cfg: DictConfig, dataset) -> str:

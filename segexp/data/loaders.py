@@ -21,7 +21,9 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from segexp.config.build import build
 from segexp.data.collate import list_collate, pad_collate
+from segexp.data.resize import with_resize
 from segexp.data.sample import EvaluationSamples
+from segexp.data.sampler import training_sampler
 from segexp.errors import SegexpError
 from segexp.runtime import distributed
 from segexp.runtime.threads import available_cores
@@ -66,7 +68,16 @@ def num_workers(setting: int | str) -> int:
 
 def _loader(dataset: Dataset, cfg: DictConfig, *, train: bool, seed: int, pin: bool) -> DataLoader:
     workers = num_workers(cfg.dataset.num_workers)
+    generator = torch.Generator().manual_seed(seed)
     sampler = distributed.sampler(dataset, train=train, seed=seed)  # None in a single process
+    choice = str(cfg.dataset.get("sampler") or "uniform")
+    if train and choice != "uniform":
+        if sampler is not None:
+            raise SegexpError(
+                f"dataset.sampler={choice} draws in a single process: use dataset.sampler=uniform "
+                "with several processes (torchrun)"
+            )
+        sampler = training_sampler(dataset, choice, int(cfg.dataset.num_classes), generator)
     return DataLoader(
         dataset,
         batch_size=int(cfg.dataset.batch_size),
@@ -77,7 +88,7 @@ def _loader(dataset: Dataset, cfg: DictConfig, *, train: bool, seed: int, pin: b
         pin_memory=pin,
         persistent_workers=workers > 0,
         worker_init_fn=_seed_augmentation,
-        generator=torch.Generator().manual_seed(seed),
+        generator=generator,  # also the rare_class sampler's: one state to save and restore
         collate_fn=(
             functools.partial(pad_collate, ignore_index=int(cfg.dataset.ignore_index))
             if train
@@ -91,14 +102,21 @@ def _limit(num_batches: int, limit: int | None) -> int:
 
 
 def evaluation_transform(cfg: DictConfig):
-    """The run's evaluation transform (aug.eval; None when it has none)."""
-    return build(cfg.aug.eval) if cfg.aug.get("eval") is not None else None
+    """The run's evaluation transform: dataset.eval_resize (or resize), then aug.eval; None
+    when it has neither."""
+    transform = build(cfg.aug.eval) if cfg.aug.get("eval") is not None else None
+    return with_resize(transform, cfg.dataset, evaluation=True)
+
+
+def training_transform(cfg: DictConfig):
+    """The run's training transform: dataset.resize, then aug.train (crops come after)."""
+    return with_resize(build(cfg.aug.train), cfg.dataset, evaluation=False)
 
 
 def build_splits(cfg: DictConfig, pin_memory: bool = False) -> Splits:
     eval_tf = evaluation_transform(cfg)
     # trainer.overfit_batches: the same pixels every epoch, so no augmentation.
-    train_tf = eval_tf if cfg.trainer.get("overfit_batches") else build(cfg.aug.train)
+    train_tf = eval_tf if cfg.trainer.get("overfit_batches") else training_transform(cfg)
     if train_tf is not None and hasattr(train_tf, "set_random_seed"):
         train_tf.set_random_seed(int(cfg.seed))
     train_set = build(cfg.dataset.train, transform=train_tf)

@@ -15,6 +15,7 @@ from segexp.errors import SegexpError
 from segexp.runtime import interrupt
 
 MAX_LISTED = 5
+RARE_FRACTION = 0.02  # a class under 2% of the labelled pixels is rare
 
 
 def _one(dataset, index: int, images: str) -> dict[str, Any]:
@@ -53,15 +54,18 @@ def _one(dataset, index: int, images: str) -> dict[str, Any]:
     return out
 
 
-def scan_split(dataset, split: str, num_classes: int, images: str = "full") -> dict[str, Any]:
-    """Read every sample of ``dataset``. ``images``: ``full`` decodes images (mean/std),
-    ``header`` only checks that they open and reads their size."""
+def _samples(dataset, images: str) -> list[dict[str, Any]]:
     indices = range(len(dataset))
     if getattr(dataset, "pairs", None) is not None:
         with ThreadPoolExecutor(max_workers=4) as pool:  # PIL decodes without the GIL
-            samples = list(pool.map(lambda i: _one(dataset, i, images), indices))
-    else:
-        samples = [_one(dataset, i, images) for i in indices]
+            return list(pool.map(lambda i: _one(dataset, i, images), indices))
+    return [_one(dataset, i, images) for i in indices]
+
+
+def scan_split(dataset, split: str, num_classes: int, images: str = "full") -> dict[str, Any]:
+    """Read every sample of ``dataset``. ``images``: ``full`` decodes images (mean/std),
+    ``header`` only checks that they open and reads their size."""
+    samples = _samples(dataset, images)
     values: Counter = Counter()
     first_file: dict[int, str] = {}
     class_pixels = np.zeros(num_classes, np.int64)
@@ -114,6 +118,18 @@ def scan_split(dataset, split: str, num_classes: int, images: str = "full") -> d
     }
 
 
+def per_sample_class_pixels(dataset, num_classes: int) -> np.ndarray:
+    """(N, num_classes) int64: pixels of each class in each sample's mask (as stored)."""
+    pixels = np.zeros((len(dataset), num_classes), np.int64)
+    for i, sample in enumerate(_samples(dataset, "none")):
+        if "error" in sample:
+            raise SegexpError(sample["error"])
+        for value, count in sample["values"].items():
+            if 0 <= value < num_classes:
+                pixels[i, value] = count
+    return pixels
+
+
 def median_frequency_weights(class_pixels, presence_pixels) -> list[float]:
     """Eigen & Fergus: w_c = median(freq) / freq_c, freq_c = pixels of c / pixels of the images
     where c appears. A class that never appears gets weight 1."""
@@ -130,6 +146,23 @@ def median_frequency_weights(class_pixels, presence_pixels) -> list[float]:
 def _listed(items: list[str]) -> str:
     more = f" (and {len(items) - MAX_LISTED} more)" if len(items) > MAX_LISTED else ""
     return "; ".join(items[:MAX_LISTED]) + more
+
+
+def looks_void(bad: list[int], classes: set[int], num_classes: int) -> bool:
+    """One out-of-range value that is 255 or one above a contiguous range of classes."""
+    if len(bad) != 1:
+        return False
+    value = bad[0]
+    contiguous = bool(classes) and classes == set(range(max(classes) + 1))
+    return value == 255 or (contiguous and value == max(classes) + 1 >= num_classes)
+
+
+def rare_class_share(class_pixels: list[int]) -> dict[int, float]:
+    """{class: share of labelled pixels} of present classes under RARE_FRACTION."""
+    total = sum(class_pixels)
+    return {
+        c: n / total for c, n in enumerate(class_pixels) if total and 0 < n / total < RARE_FRACTION
+    }
 
 
 def findings(scan: dict[str, Any], num_classes: int, ignore_index: int) -> tuple[list, list]:
@@ -156,6 +189,15 @@ def findings(scan: dict[str, Any], num_classes: int, ignore_index: int) -> tuple
         fatal.append(
             f"{split}: masks hold 0 and 255 (e.g. {first[255]}) but num_classes={num_classes}: "
             "foreground stored as 255 instead of 1. Set dataset.mask_mode=binary (0/255 -> 0/1)"
+        )
+    elif bad and looks_void(bad, classes, num_classes):
+        # A single value at 255 or just above the class range is nearly always a void label:
+        # making it a class (num_classes + 1) would teach the model to predict "void".
+        fatal.append(
+            f"{split}: mask value {bad[0]} is >= num_classes={num_classes} and not ignore_index="
+            f"{ignore_index} (first in {first[bad[0]]}); it looks like a void label: set "
+            f"dataset.ignore_index={bad[0]}. Only if {bad[0]} is a real class: "
+            f"dataset.num_classes={bad[0] + 1}"
         )
     elif bad:
         fatal.append(

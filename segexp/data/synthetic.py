@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
 from segexp.data.sample import Sample, to_tensors
+from segexp.errors import SegexpError
 
 CLASS_NAMES = ("background", "disc", "ring", "bar", "thread")
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -64,14 +65,22 @@ def _draw_shape(draw: ImageDraw.ImageDraw, rng: np.random.Generator, cls: int, h
 
 
 def generate_scene(
-    rng: np.random.Generator, height: int, width: int, num_objects: tuple[int, int] = (4, 9)
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    num_objects: tuple[int, int] = (4, 9),
+    object_probs: Sequence[float] | None = None,
 ) -> Sample:
-    """One scene: a uint8 RGB image (H, W, 3) and a uint8 class map (H, W)."""
+    """One scene: a uint8 RGB image (H, W, 3) and a uint8 class map (H, W). ``object_probs``:
+    how likely each object class (1, 2, ...) is; None: all alike."""
     image = _background(rng, height, width)
     mask = np.zeros((height, width), np.uint8)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     for _ in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
-        cls = int(rng.integers(1, len(CLASS_NAMES)))
+        if object_probs is None:
+            cls = int(rng.integers(1, len(CLASS_NAMES)))
+        else:
+            cls = 1 + int(rng.choice(len(object_probs), p=object_probs))
         layer = Image.new("L", (width, height), 0)
         _draw_shape(ImageDraw.Draw(layer), rng, cls, height, width)
         inside = np.asarray(layer, bool)
@@ -99,9 +108,19 @@ class SyntheticSegmentation(Dataset):
         image_size: Sequence[int],
         seed: int = 0,
         transform=None,
+        object_probs: Sequence[float] | None = None,
     ) -> None:
         if split not in SPLIT_IDS:
             raise ValueError(f"split must be one of {sorted(SPLIT_IDS)}, got {split!r}")
+        if object_probs is not None:
+            if len(object_probs) != len(CLASS_NAMES) - 1 or min(object_probs) < 0:
+                raise SegexpError(
+                    f"object_probs={list(object_probs)}: give {len(CLASS_NAMES) - 1} "
+                    f"non-negative numbers, one per object class {list(CLASS_NAMES[1:])}"
+                )
+            total = float(sum(object_probs))
+            object_probs = [float(p) / total for p in object_probs]
+        self.object_probs = object_probs
         self.split, self.num_samples, self.seed = split, int(num_samples), int(seed)
         self.height, self.width = (int(s) for s in image_size)
         self.transform = transform
@@ -114,7 +133,9 @@ class SyntheticSegmentation(Dataset):
     def load(self, index: int) -> Sample:
         if index not in self._cache:
             rng = np.random.default_rng([self.seed, SPLIT_IDS[self.split], index])
-            self._cache[index] = generate_scene(rng, self.height, self.width)
+            self._cache[index] = generate_scene(
+                rng, self.height, self.width, object_probs=self.object_probs
+            )
         return self._cache[index]
 
     def __getitem__(self, index: int):

@@ -33,7 +33,7 @@ from segexp.training.experiment import Experiment, accumulation, build_experimen
 from segexp.training.loggers import log_hparams, log_metrics, open_writer
 from segexp.training.resume import Progress, restore, save_epoch, training_state
 from segexp.training.transfer import freeze_schedule
-from segexp.visual.colours import palette, preview_grid
+from segexp.visual.colours import dataset_palette, preview_grid
 from segexp.visual.legend import titled_grid
 from segexp.visual.samples import write_sample_preview
 
@@ -168,7 +168,7 @@ def run_epoch(
     log_metrics(writer, "val", val, result.loss, epoch)
     log_confusion(writer, "val", exp.metrics.matrix, exp.class_names, epoch)
     if result.preview:
-        colours = palette(len(exp.class_names))
+        colours = dataset_palette(cfg.dataset)
         grid = titled_grid(preview_grid(*result.preview, colours), exp.class_names, colours)
         writer.add_image("val/image_truth_prediction", grid, epoch)
     improved = val["mIoU"] > progress.best_miou

@@ -1,7 +1,19 @@
-"""Colour class maps and build image / ground truth / prediction grids."""
+"""Colour class maps, legends, and image / ground truth / prediction grids.
+
+Colours come from ``dataset.palette`` (one [r, g, b] per class) when given; otherwise from a
+default in which every class is visible against an image: black is used for class 0 only when
+that class is named background.
+"""
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
+from PIL import Image, ImageDraw
+
+from segexp.config.build import class_names
+from segexp.errors import SegexpError
 
 # Distinct colours for the first classes; further classes get reproducible random colours.
 BASE_PALETTE = [
@@ -23,13 +35,46 @@ BASE_PALETTE = [
     (128, 0, 0),
 ]
 IGNORE_COLOUR = (255, 255, 255)
+BACKGROUND_NAMES = {"background", "bg", "_background_"}
+LEGEND_ROW = 16
 
 
-def palette(num_classes: int) -> torch.Tensor:
-    """(num_classes, 3) uint8 colours."""
-    extra = np.random.default_rng(0).integers(0, 256, size=(max(0, num_classes - 16), 3))
-    colours = np.concatenate([np.array(BASE_PALETTE, np.uint8), extra.astype(np.uint8)])
+def palette(
+    num_classes: int, names: Sequence[str] | None = None, given: Sequence | None = None
+) -> torch.Tensor:
+    """(num_classes, 3) uint8 colours: ``given`` (checked), else the default palette."""
+    if given is not None:
+        colours = np.asarray([list(c) for c in given])
+        if colours.shape != (num_classes, 3) or colours.min() < 0 or colours.max() > 255:
+            raise SegexpError(
+                f"dataset.palette has {len(given)} entries for num_classes={num_classes}: give "
+                "one [r, g, b] (0-255) per class, e.g. [[0, 0, 0], [255, 0, 0]]"
+            )
+        return torch.from_numpy(colours.astype(np.uint8))
+    background = bool(names) and str(names[0]).lower() in BACKGROUND_NAMES
+    base = BASE_PALETTE if background else BASE_PALETTE[1:]
+    extra = np.random.default_rng(0).integers(0, 256, size=(max(0, num_classes - len(base)), 3))
+    colours = np.concatenate([np.array(base, np.uint8).reshape(-1, 3), extra.astype(np.uint8)])
     return torch.from_numpy(colours[:num_classes])
+
+
+def dataset_palette(dataset: DictConfig) -> torch.Tensor:
+    """The colours of a dataset config's classes (``dataset.palette`` or the default)."""
+    return palette(int(dataset.num_classes), class_names(dataset), dataset.get("palette"))
+
+
+def legend(names: Sequence[str], colours, width: int, per_row: int = 4) -> np.ndarray:
+    """uint8 (H, width, 3): a swatch and the name of each class, and of the ignore colour."""
+    entries = [*zip(names, np.asarray(colours).tolist(), strict=True), ("ignore", IGNORE_COLOUR)]
+    per_row = max(1, min(per_row, width // 60))
+    canvas = Image.new("RGB", (width, LEGEND_ROW * (-(-len(entries) // per_row)) + 6), "gray")
+    draw = ImageDraw.Draw(canvas)
+    slot = width // per_row
+    for i, (name, colour) in enumerate(entries):
+        x, y = (i % per_row) * slot + 4, 3 + LEGEND_ROW * (i // per_row)
+        draw.rectangle((x, y, x + 11, y + 11), fill=tuple(int(c) for c in colour), outline="white")
+        draw.text((x + 16, y), str(name), fill="white")
+    return np.asarray(canvas)
 
 
 def colorize(mask: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
@@ -42,9 +87,14 @@ def colorize(mask: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
 
 
 def preview_grid(
-    images: torch.Tensor, targets: torch.Tensor, predictions: torch.Tensor, colours: torch.Tensor
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    predictions: torch.Tensor,
+    colours: torch.Tensor,
+    names: Sequence[str] | None = None,
 ) -> torch.Tensor:
-    """uint8 (3, N*H, 3*W): one row per sample with image, ground truth and prediction."""
+    """uint8 (3, N*H [+ legend], 3*W): one row per sample with image, ground truth and
+    prediction; the class legend below when ``names`` are given."""
     images = images.cpu()
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
@@ -52,7 +102,11 @@ def preview_grid(
         torch.cat([image[:3], colorize(target, colours), colorize(pred, colours)], dim=-1)
         for image, target, pred in zip(images, targets, predictions, strict=True)
     ]
-    return torch.cat(rows, dim=-2)
+    grid = torch.cat(rows, dim=-2)
+    if names is not None:
+        strip = torch.from_numpy(legend(names, colours, grid.shape[-1]).copy()).movedim(-1, 0)
+        grid = torch.cat([grid, strip], dim=-2)
+    return grid
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colours, alpha: float = 0.45) -> np.ndarray:

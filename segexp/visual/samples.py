@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from segexp.config.build import build, class_names
-from segexp.visual.colours import IGNORE_COLOUR, overlay, palette
+from segexp.data.loaders import training_transform
+from segexp.visual.colours import dataset_palette, legend, overlay, palette
 
 TILE = 128  # small images are enlarged (nearest neighbour) so that the overlay stays readable
 
@@ -23,9 +24,11 @@ def _tile(array: np.ndarray) -> Image.Image:
     return tile.resize((tile.width * scale, tile.height * scale), Image.NEAREST)
 
 
-def sample_grid(dataset, names: list[str], num_samples: int = 8, columns: int = 4) -> np.ndarray:
+def sample_grid(
+    dataset, names: list[str], num_samples: int = 8, columns: int = 4, colours=None
+) -> np.ndarray:
     """uint8 (H, W, 3): pairs of (image, image + mask) tiles, then a legend row."""
-    colours = palette(len(names)).numpy()
+    colours = (palette(len(names), names) if colours is None else colours).numpy()
     tiles = []
     for index in range(min(num_samples, len(dataset))):
         image, mask = dataset[index]
@@ -43,19 +46,10 @@ def sample_grid(dataset, names: list[str], num_samples: int = 8, columns: int = 
     height = max(t.height for t in tiles)
     columns = min(columns, len(tiles))
     rows = -(-len(tiles) // columns)
-    legend = [*zip(names, colours.tolist(), strict=True), ("ignore", list(IGNORE_COLOUR))]
-    legend_height = 16 * (-(-len(legend) // 4)) + 6
-    canvas = Image.new("RGB", (columns * (width + 4), rows * (height + 4) + legend_height), "gray")
+    canvas = Image.new("RGB", (columns * (width + 4), rows * (height + 4)), "gray")
     for i, tile in enumerate(tiles):
         canvas.paste(tile, ((i % columns) * (width + 4), (i // columns) * (height + 4)))
-    draw = ImageDraw.Draw(canvas)
-    top = rows * (height + 4) + 3
-    slot = canvas.width // 4
-    for i, (name, colour) in enumerate(legend):
-        x, y = (i % 4) * slot + 4, top + 16 * (i // 4)
-        draw.rectangle((x, y, x + 11, y + 11), fill=tuple(colour), outline="white")
-        draw.text((x + 16, y), str(name), fill="white")
-    return np.asarray(canvas)
+    return np.concatenate([np.asarray(canvas), legend(names, colours, canvas.width)], axis=0)
 
 
 def write_sample_preview(
@@ -66,7 +60,7 @@ def write_sample_preview(
     The training transform is rebuilt with its own seed, so the preview does not shift the random
     stream that training uses.
     """
-    transform = build(cfg.aug.train)
+    transform = training_transform(cfg)
     if transform is not None and hasattr(transform, "set_random_seed"):
         transform.set_random_seed(int(cfg.seed) + 1)
     if dataset is None:
@@ -74,7 +68,9 @@ def write_sample_preview(
     else:
         dataset = copy.copy(dataset)  # shares decoded data, not the transform
         dataset.transform = transform
-    grid = sample_grid(dataset, class_names(cfg.dataset), num_samples)
+    grid = sample_grid(
+        dataset, class_names(cfg.dataset), num_samples, colours=dataset_palette(cfg.dataset)
+    )
     path = Path(run_dir) / "previews" / "samples.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(path)

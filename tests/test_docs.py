@@ -1,0 +1,27 @@
+"""The README is a short path with links into docs/; every link it and docs/index.md hold
+resolves (pages other branches add are named here until they land)."""
+
+import re
+
+from .conftest import REPO
+
+ADDED_ELSEWHERE = {"trust.md", "performance.md", "training.md", "evaluation.md"}
+LINK = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
+
+
+def _broken(page):
+    targets = LINK.findall(page.read_text())
+    return [
+        t
+        for t in targets
+        if not (page.parent / t).is_file() and t.split("/")[-1] not in ADDED_ELSEWHERE
+    ], targets
+
+
+def test_readme_is_short_and_links_resolve():
+    readme = REPO / "README.md"
+    assert len(readme.read_text().splitlines()) < 150
+    broken, targets = _broken(readme)
+    assert broken == [] and "docs/index.md" in targets
+    for page in sorted((REPO / "docs").glob("*.md")):
+        assert _broken(page)[0] == [], page.name
