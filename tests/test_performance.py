@@ -181,3 +181,13 @@ def test_training_batches_are_channels_last_without_a_reordering_copy(tiny_confi
     assert dev.images(images).data_ptr() == images.data_ptr()  # CPU, channels-last: no copy
     contiguous = make_device(tiny_config("trainer.channels_last=false").trainer).images(images)
     assert contiguous.is_contiguous() and torch.equal(contiguous, images)
+
+
+def test_busy_cores_counts_the_other_runnable_tasks_now(tmp_path):
+    from segexp.runtime.threads import busy_cores
+
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("1.05 1.05 2.07 1/230 4242\n")  # a lagging average; only segexp runs
+    assert busy_cores(samples=3, interval_s=0, source=loadavg) == 0
+    loadavg.write_text("0.10 0.05 0.01 3/230 4242\n")  # two others just started
+    assert busy_cores(samples=3, interval_s=0, source=loadavg) == 2

@@ -7,7 +7,9 @@ core shared with another busy process one step can take ten times as long as wit
 1. the cores this process may run on (``os.sched_getaffinity``, which follows taskset, cgroups'
    cpusets and SLURM's binding), divided by the processes started beside it on this node
    (torchrun's ``LOCAL_WORLD_SIZE``; a sweep launcher's parallel jobs), then
-2. minus the cores already busy: the 1-minute load average (rounded), at least one thread.
+2. minus the cores other processes keep busy now (rounded), at least one thread. "Now" is the
+   median of a few samples of the runnable tasks in /proc/loadavg, not the 1-minute load
+   average alone, which lags: a job that ended a minute ago would still halve the threads.
 
 An explicit ``OMP_NUM_THREADS`` in the environment wins over ``auto``: whoever set it knew the
 machine. The count is decided once, when a run starts.
@@ -15,6 +17,9 @@ machine. The count is decided once, when a run starts.
 
 import math
 import os
+import statistics
+import time
+from pathlib import Path
 
 import torch
 
@@ -45,11 +50,29 @@ def resolve_threads(setting: int | str, processes: int = 1) -> int:
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
         return max(1, int(os.environ["OMP_NUM_THREADS"]))
     processes = max(processes, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return auto_threads(available_cores(), busy_cores(), processes)
+
+
+def busy_cores(
+    samples: int = 3, interval_s: float = 0.01, source: Path = Path("/proc/loadavg")
+) -> float:
+    """Cores kept busy by other processes: the median over ``samples`` readings of the runnable
+    tasks in /proc/loadavg besides this one; the 1-minute load average where it is missing."""
+    counts = []
+    for i in range(samples):
+        try:
+            running = source.read_text().split()[3].split("/")[0]
+        except (OSError, IndexError):
+            break
+        counts.append(max(0, int(running) - 1))
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    if counts:
+        return float(statistics.median(counts))
     try:
-        load = os.getloadavg()[0]
+        return os.getloadavg()[0]
     except OSError:
-        load = 0.0
-    return auto_threads(available_cores(), load, processes)
+        return 0.0
 
 
 def set_threads(setting: int | str, processes: int = 1) -> int:
