@@ -3,6 +3,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The tests' models are tiny: one thread is faster than two that synchronise every operation, and
+# it keeps the suite's speed independent of what else runs on the machine. Set before torch is
+# imported (by segexp below); subprocesses inherit it. (trainer.num_threads=auto honours it.)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
