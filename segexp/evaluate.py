@@ -28,7 +28,6 @@ from segexp.evaluation.loop import evaluate
 from segexp.evaluation.outputs import save_class_map, save_confusion_png, write_per_class_csv
 from segexp.evaluation.pipeline import InferenceOptions
 from segexp.evaluation.postprocess import build_postprocess
-from segexp.metrics.split import SplitMetrics
 from segexp.metrics.table import metrics_table
 from segexp.runtime import interrupt
 from segexp.storage.files import write_json
@@ -105,12 +104,7 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         (out / "predictions").mkdir(parents=True, exist_ok=True)
         on_sample = functools.partial(_save_prediction, out / "predictions", dataset.names)
     exp = run.experiment
-    post_metrics = None
-    if postprocess is not None:
-        m = exp.metrics
-        post_metrics = SplitMetrics(
-            m.confusion.num_classes, m.ignore_index, m.boundary.tolerance, m.matrix.device
-        )
+    post_metrics = None if postprocess is None else exp.metrics.empty_like()
     evaluate(
         exp.model, loader, exp.dev, exp.metrics,
         num_batches=len(loader), options=options, desc="evaluate", on_sample=on_sample,

@@ -147,12 +147,7 @@ def _stack_preview(samples: list) -> list[torch.Tensor]:
         return []
     size = tuple(samples[0][1].shape)
     same = [s for s in samples if tuple(s[1].shape) == size]
-    images = [
-        image
-        if tuple(image.shape[-2:]) == size
-        else F.interpolate(image[None].float(), size=size, mode="bilinear")[0].round().byte()
-        for image, _, _ in same
-    ]
+    images = [_image_at(image, size) for image, _, _ in same]
     return [
         torch.stack([i.cpu() for i in images]),
         torch.stack([t.cpu() for _, t, _ in same]),

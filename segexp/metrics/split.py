@@ -19,6 +19,17 @@ class SplitMetrics:
         self.confusion = ConfusionMatrix(num_classes, ignore_index, device=device)
         self.boundary = BoundaryF1(num_classes, ignore_index, boundary_tolerance, device=device)
 
+    def empty_like(self) -> "SplitMetrics":
+        """A new, empty accumulator with the same classes, ignore index, tolerance and device
+        (e.g. for the post-processed predictions beside the model's own)."""
+        confusion = self.confusion
+        return SplitMetrics(
+            confusion.num_classes,
+            confusion.ignore_index,
+            self.boundary.tolerance,
+            self.matrix.device,
+        )
+
     @property
     def ignore_index(self) -> int:
         return self.confusion.ignore_index

@@ -20,7 +20,6 @@ from segexp.evaluation.loop import evaluate
 from segexp.evaluation.outputs import confusion_figure
 from segexp.evaluation.postprocess import build_postprocess
 from segexp.metrics.per_image import PerImageScores
-from segexp.metrics.split import SplitMetrics
 from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
 from segexp.runtime import distributed, interrupt
@@ -223,10 +222,7 @@ def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress
     postprocess = build_postprocess(test_cfg.get("postprocess"))
     num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.metrics.ignore_index
     per_image = PerImageScores(num_classes, ignore_index)
-    post_metrics = None
-    if postprocess is not None:
-        tolerance = exp.metrics.boundary.tolerance
-        post_metrics = SplitMetrics(num_classes, ignore_index, tolerance, exp.dev.device)
+    post_metrics = None if postprocess is None else exp.metrics.empty_like()
     result = evaluate(
         exp.eval_model, exp.splits.test, exp.dev, exp.metrics,
         num_batches=exp.splits.test_batches, loss_fn=exp.loss_fn, desc="test",
