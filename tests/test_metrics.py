@@ -178,6 +178,36 @@ def test_out_of_range_predictions_raise_but_not_where_the_target_is_ignored():
         metric.compute()
 
 
+@pytest.mark.parametrize("ignore_index", [255, -1, 0, 2, 3, 9])
+def test_matrix_and_errors_match_a_per_pixel_reference_for_any_ignore_index(ignore_index):
+    num_classes = 3
+    generator = torch.Generator().manual_seed(ignore_index + 10)
+    target = torch.randint(-3, 8, (400,), generator=generator)
+    target[torch.rand(400, generator=generator) < 0.3] = ignore_index
+    prediction = torch.randint(-2, 6, (400,), generator=generator)
+    metric = ConfusionMatrix(num_classes, ignore_index)
+    metric.update(prediction, target)
+
+    expected = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    bad = {"target": [], "prediction": []}
+    for t, p in zip(target.tolist(), prediction.tolist(), strict=True):
+        if t == ignore_index:
+            continue
+        t_ok, p_ok = 0 <= t < num_classes, 0 <= p < num_classes
+        bad["target"] += [] if t_ok else [t]
+        bad["prediction"] += [] if p_ok else [p]
+        if t_ok and p_ok:
+            expected[t, p] += 1
+    assert torch.equal(metric.matrix, expected)
+    expected_problems = [
+        f"{len(values)} pixel(s) with {source} values from {min(values)} to {max(values)}"
+        for source, values in bad.items()
+    ]
+    with pytest.raises(ValueError) as error:
+        metric.compute()
+    assert str(error.value).endswith("; ".join(expected_problems))
+
+
 def test_rejects_mismatched_shapes_scores_and_wrong_number_of_names():
     metric = ConfusionMatrix(num_classes=2)
     with pytest.raises(ValueError, match="differ"):

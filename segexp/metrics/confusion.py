@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-_INT64_MAX = torch.iinfo(torch.int64).max
+_INT64_MIN, _INT64_MAX = torch.iinfo(torch.int64).min, torch.iinfo(torch.int64).max
 
 
 class ConfusionMatrix:
@@ -17,6 +17,12 @@ class ConfusionMatrix:
     cannot raise on bad labels: a non-ignored pixel whose target or prediction lies outside
     ``[0, num_classes)`` is left out of the matrix and recorded, and ``compute`` then raises a
     ValueError naming how many such pixels there were and the range of their values.
+
+    An update makes a fixed handful of passes over the pixels, whatever the number of classes
+    or of bad values: each value is sorted into a bucket (one per class, one holding exactly
+    ``ignore_index``, one per interval of out-of-range values), pixels are counted per
+    (target bucket, prediction bucket) cell, and each cell keeps the extremes of its values
+    for the error message. The matrix is read off those counts.
     """
 
     def __init__(
@@ -26,16 +32,31 @@ class ConfusionMatrix:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-        # Row 0: targets, row 1: predictions. Extremes hold [min, -max] so that a single MIN
-        # all-reduce combines them across processes.
-        self._out_of_range_counts = torch.zeros(2, dtype=torch.int64, device=device)
-        self._out_of_range_extremes = torch.full((2, 2), _INT64_MAX, device=device)
+        # bucketize(right=True) puts v in bucket b when edges[b - 1] <= v < edges[b].
+        edges = sorted({*range(num_classes + 1), ignore_index, ignore_index + 1})
+        self._edges = torch.tensor(edges, dtype=torch.int64, device=device)
+        self._buckets = len(edges) + 1
+        self._class_buckets = [edges.index(c) + 1 for c in range(num_classes)]
+        self._ignore_bucket = edges.index(ignore_index) + 1
+        cells = self._buckets**2
+        self._counts = torch.zeros(cells, dtype=torch.int64, device=device)
+        # Rows: target, prediction.
+        self._minima = torch.full((2, cells), _INT64_MAX, device=device)
+        self._maxima = torch.full((2, cells), _INT64_MIN, device=device)
 
     def reset(self) -> None:
-        self.matrix.zero_()
-        self._out_of_range_counts.zero_()
-        self._out_of_range_extremes.fill_(_INT64_MAX)
+        self._counts.zero_()
+        self._minima.fill_(_INT64_MAX)
+        self._maxima.fill_(_INT64_MIN)
+
+    @property
+    def matrix(self) -> Tensor:
+        """``[num_classes, num_classes]`` int64 counts, rows ground truth, columns prediction."""
+        by_cell = self._counts.view(self._buckets, self._buckets)
+        matrix = by_cell[self._class_buckets][:, self._class_buckets]
+        if 0 <= self.ignore_index < self.num_classes:
+            matrix[self.ignore_index] = 0  # an ignored class's target pixels are not counted
+        return matrix
 
     def update(self, prediction: Tensor, target: Tensor) -> None:
         """Add integer class maps of equal shape (any leading dims); ignored pixels are dropped."""
@@ -45,51 +66,49 @@ class ConfusionMatrix:
             )
         if prediction.is_floating_point() or target.is_floating_point():
             raise ValueError("prediction and target must be integer class maps, not scores")
-        device = self.matrix.device
+        device = self._counts.device
         prediction = prediction.to(device=device, dtype=torch.int64).flatten()
         target = target.to(device=device, dtype=torch.int64).flatten()
-
-        considered = target != self.ignore_index
-        target_in_range = (target >= 0) & (target < self.num_classes)
-        prediction_in_range = (prediction >= 0) & (prediction < self.num_classes)
-        self._record_out_of_range(0, target, considered & ~target_in_range)
-        self._record_out_of_range(1, prediction, considered & ~prediction_in_range)
-
+        target_bucket = torch.bucketize(target, self._edges, right=True)
+        prediction_bucket = torch.bucketize(prediction, self._edges, right=True)
+        cell = torch.add(prediction_bucket, target_bucket, alpha=self._buckets)
         # scatter_add_ rather than bincount: CUDA bincount reads the input's max back to the host.
-        counted = considered & target_in_range & prediction_in_range
-        cell = torch.where(counted, target * self.num_classes + prediction, 0)
-        self.matrix.view(-1).scatter_add_(0, cell, counted.to(torch.int64))
-
-    def _record_out_of_range(self, row: int, values: Tensor, bad: Tensor) -> None:
-        if values.numel() == 0:
-            return
-        self._out_of_range_counts[row] += bad.sum()
-        extremes = torch.stack(
-            [
-                torch.where(bad, values, _INT64_MAX).amin(),
-                torch.where(bad, -values, _INT64_MAX).amin(),
-            ]
-        )
-        self._out_of_range_extremes[row] = torch.minimum(self._out_of_range_extremes[row], extremes)
+        ones = torch.ones(1, dtype=torch.int64, device=device).expand_as(cell)
+        self._counts.scatter_add_(0, cell, ones)
+        for row, values in enumerate((target, prediction)):
+            self._minima[row].scatter_reduce_(0, cell, values, "amin")
+            self._maxima[row].scatter_reduce_(0, cell, values, "amax")
 
     def all_reduce(self) -> None:
         """Sum the counts over processes when torch.distributed is initialised; else no-op."""
         if not (dist.is_available() and dist.is_initialized()):
             return
-        dist.all_reduce(self.matrix, op=dist.ReduceOp.SUM)
-        dist.all_reduce(self._out_of_range_counts, op=dist.ReduceOp.SUM)
-        dist.all_reduce(self._out_of_range_extremes, op=dist.ReduceOp.MIN)
+        dist.all_reduce(self._counts, op=dist.ReduceOp.SUM)
+        dist.all_reduce(self._minima, op=dist.ReduceOp.MIN)
+        dist.all_reduce(self._maxima, op=dist.ReduceOp.MAX)
 
     def _raise_if_out_of_range(self) -> None:
-        counts = self._out_of_range_counts.tolist()
-        extremes = self._out_of_range_extremes.tolist()
-        problems = [
-            f"{count} pixel(s) with {source} values from {low} to {-negated_high}"
-            for source, count, (low, negated_high) in zip(
-                ("target", "prediction"), counts, extremes, strict=True
-            )
-            if count
-        ]
+        buckets = self._buckets
+        valid_prediction = torch.zeros(buckets, dtype=torch.bool)
+        valid_prediction[self._class_buckets] = True
+        ignored_target = torch.zeros(buckets, dtype=torch.bool)
+        ignored_target[self._ignore_bucket] = True
+        bad_cells = (  # target, prediction
+            (~valid_prediction & ~ignored_target)[:, None].expand(buckets, buckets),
+            ~ignored_target[:, None] & ~valid_prediction[None, :],
+        )
+        counts = self._counts.cpu().view(buckets, buckets)
+        minima = self._minima.cpu().view(2, buckets, buckets)
+        maxima = self._maxima.cpu().view(2, buckets, buckets)
+        problems = []
+        for row, (source, bad) in enumerate(zip(("target", "prediction"), bad_cells, strict=True)):
+            bad = bad & (counts > 0)
+            if bad.any():
+                low = minima[row][bad].min().item()
+                high = maxima[row][bad].max().item()
+                problems.append(
+                    f"{counts[bad].sum().item()} pixel(s) with {source} values from {low} to {high}"
+                )
         if problems:
             raise ValueError(
                 f"values outside [0, {self.num_classes}) that are not ignore_index="
