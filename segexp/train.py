@@ -23,6 +23,7 @@ from segexp.sweeps.resume import completed_run, config_hash
 from segexp.training import resume
 from segexp.training.faults import explain
 from segexp.training.fit import fit
+from segexp.training.loggers import tensorboard_command
 
 log = logging.getLogger("segexp")
 
@@ -135,10 +136,10 @@ def main(cfg: DictConfig) -> float | None:
         folder.lock.release()
         distributed.cleanup()
     log.info("run folder: %s", run_dir)
-    # A sweep's jobs side by side; TensorBoard keeps only 10 images per tag unless told.
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    board = HydraConfig.get().sweep.dir if multirun else run_dir
-    log.info("tensorboard: tensorboard --logdir %s --samples_per_plugin images=1000", board)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN  # a sweep's jobs side by side
+    log.info(
+        "tensorboard: %s", tensorboard_command(HydraConfig.get().sweep.dir if multirun else run_dir)
+    )
     return summary["val"]["mIoU"]
 
 

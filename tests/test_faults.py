@@ -215,10 +215,10 @@ def test_out_of_memory_fails_the_job_and_the_sweep_goes_on(tmp_path):
     # The sweep runs every job, then exits non-zero naming the failed one.
     assert result.returncode == 1, result.stderr[-2000:]
     summary_line = [line for line in result.stdout.splitlines() if "did not complete" in line]
-    assert len(summary_line) == 1 and "0 (seed=0): CUDA out of memory" in summary_line[0]
-    first = json.loads((sweep / "0" / "summary.json").read_text())
-    second = json.loads((sweep / "1" / "summary.json").read_text())
+    assert len(summary_line) == 1 and "0_seed=0: CUDA out of memory" in summary_line[0]
+    first = json.loads((sweep / "0_seed=0" / "summary.json").read_text())
+    second = json.loads((sweep / "1_seed=1" / "summary.json").read_text())
     assert first["status"] == "failed" and first["reason"].startswith("CUDA out of memory")
     assert "dataset.batch_size=4" in first["reason"]
     assert second["status"] == "completed"
-    assert OmegaConf.load(sweep / "1" / ".hydra" / "overrides.yaml")[-1] == "seed=1"
+    assert OmegaConf.load(sweep / "1_seed=1" / ".hydra" / "overrides.yaml")[-1] == "seed=1"

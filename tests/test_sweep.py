@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -23,6 +24,8 @@ from segexp.sweeps.paired import bootstrap_ci
 from .conftest import REPO, TINY, run_cli
 
 SWEEP = [*TINY, "trainer.epochs=1", "aug=none,light", "seed=0,1"]
+# Job folders: the job number, then what the job sets among the swept keys (TINY is left out).
+JOBS = ["0_aug=none,seed=0", "1_aug=none,seed=1", "2_aug=light,seed=0", "3_aug=light,seed=1"]
 
 
 def run_segexp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -111,7 +114,10 @@ def test_sweep_report_equals_numbers_recomputed_from_the_jobs(sweep):
     sweep_dir, _ = sweep
     for name in ("report.md", "report.csv", "report.png"):
         assert (sweep_dir / name).is_file()
-    summaries = {n: json.loads((sweep_dir / str(n) / "summary.json").read_text()) for n in range(4)}
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == JOBS
+    summaries = {
+        n: json.loads((sweep_dir / JOBS[n] / "summary.json").read_text()) for n in range(4)
+    }
     # Hydra orders the jobs aug-major: 0,1 = none (seeds 0,1); 2,3 = light.
     assert "aug=none" in summaries[0]["overrides"] and "seed=1" in summaries[1]["overrides"]
     rows = {r["variant"]: r for r in csv.DictReader((sweep_dir / "report.csv").open())}
@@ -128,7 +134,7 @@ def test_sweep_report_equals_numbers_recomputed_from_the_jobs(sweep):
         times = [summaries[j]["train_time_s"] for j in jobs]
         assert float(row["train_time_s_mean"]) == pytest.approx(statistics.mean(times))
     for j in range(4):  # the per-image counts reproduce the run's own test mIoU
-        assert _per_image_miou(sweep_dir / str(j)) == pytest.approx(summaries[j]["test"]["mIoU"])
+        assert _per_image_miou(sweep_dir / JOBS[j]) == pytest.approx(summaries[j]["test"]["mIoU"])
     expected = statistics.mean(
         summaries[light]["test"]["mIoU"] - summaries[none]["test"]["mIoU"]
         for none, light in ((0, 2), (1, 3))
@@ -142,7 +148,7 @@ def test_sweep_report_equals_numbers_recomputed_from_the_jobs(sweep):
 
 def test_every_job_logs_its_hparams_and_final_metrics(sweep):
     sweep_dir, _ = sweep
-    events = EventAccumulator(str(sweep_dir / "2"))
+    events = EventAccumulator(str(sweep_dir / JOBS[2]))
     events.Reload()
     tags = events.PluginTagToContent("hparams")
     assert set(tags) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
@@ -151,7 +157,7 @@ def test_every_job_logs_its_hparams_and_final_metrics(sweep):
     hparams = {k: v.string_value or v.number_value for k, v in start.hparams.items()}
     assert hparams["aug"] == "light" and hparams["model"] == "unet"
     assert hparams["seed"] == 0 and hparams["model.net.base_channels"] == 4
-    summary = json.loads((sweep_dir / "2" / "summary.json").read_text())
+    summary = json.loads((sweep_dir / JOBS[2] / "summary.json").read_text())
     final = events.Scalars("final/test_mIoU")
     assert final[-1].value == pytest.approx(summary["test"]["mIoU"])
 
@@ -159,16 +165,16 @@ def test_every_job_logs_its_hparams_and_final_metrics(sweep):
 def test_resumed_sweep_runs_only_the_jobs_not_completed(sweep, tmp_path):
     sweep_dir = tmp_path / "sweep"
     shutil.copytree(sweep[0], sweep_dir)
-    (sweep_dir / "3" / "summary.json").write_text('{"status": "failed", "reason": "killed"}')
+    (sweep_dir / JOBS[3] / "summary.json").write_text('{"status": "failed", "reason": "killed"}')
     (sweep_dir / "report.md").unlink()
-    kept = {n: (sweep_dir / str(n) / "summary.json").read_text() for n in range(3)}
+    kept = {n: (sweep_dir / JOBS[n] / "summary.json").read_text() for n in range(3)}
     result = run_segexp("--multirun", *SWEEP, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     console = result.stdout + result.stderr
     assert console.count("skipped, already completed with this config") == 3
     for n in range(3):
-        assert (sweep_dir / str(n) / "summary.json").read_text() == kept[n]
-    rerun = json.loads((sweep_dir / "3" / "summary.json").read_text())
+        assert (sweep_dir / JOBS[n] / "summary.json").read_text() == kept[n]
+    rerun = json.loads((sweep_dir / JOBS[3] / "summary.json").read_text())
     assert rerun["status"] == "completed" and "seed=1" in rerun["overrides"]
     assert "4 jobs: 4 completed" in (sweep_dir / "report.md").read_text()
 
@@ -186,20 +192,20 @@ def test_failing_job_does_not_stop_a_parallel_sweep(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 1
-    ok = json.loads((sweep_dir / "0" / "summary.json").read_text())
-    failed = json.loads((sweep_dir / "1" / "summary.json").read_text())
+    ok = json.loads((sweep_dir / "0_optimizer.lr=0.001" / "summary.json").read_text())
+    failed = json.loads((sweep_dir / "1_optimizer.lr=-1" / "summary.json").read_text())
     assert ok["status"] == "completed"
     assert failed["status"] == "failed" and "optimizer.lr=-1 is not allowed" in failed["reason"]
     console = (result.stdout + result.stderr).splitlines()
     last_error = [line for line in console if "did not complete" in line]
     assert len(last_error) == 1
     assert last_error[0].endswith(
-        "1 of 2 jobs did not complete: 1 (optimizer.lr=-1): "
+        "1 of 2 jobs did not complete: 1_optimizer.lr=-1: "
         "optimizer.lr=-1 is not allowed: give a number > 0, e.g. 1e-3"
     )
     report = (sweep_dir / "report.md").read_text()
     assert "## Jobs that did not complete" in report and "optimizer.lr=-1 is not" in report
-    assert not (sweep_dir / "1" / "per_image.csv").exists()
+    assert not (sweep_dir / "1_optimizer.lr=-1" / "per_image.csv").exists()
 
 
 def _metrics(miou: float) -> dict:
@@ -226,3 +232,45 @@ def test_report_of_an_interrupted_sweep_lists_the_unfinished_job(tmp_path):
     )
     missing = run_cli(f"sweep={tmp_path / 'missing'}", cwd=tmp_path, module="segexp.report")
     assert missing.returncode == 1 and "does not exist" in missing.stdout
+
+
+def test_job_folders_name_only_the_swept_keys_of_command_and_preset():
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from segexp.config.resolvers import job_dir_resolver
+    from segexp.sweeps.naming import name_jobs_by_swept_keys
+
+    config = OmegaConf.create(
+        {
+            "hydra": {
+                "overrides": {
+                    "task": ["experiment=aug_ablation", "trainer.epochs=3", "lr=1e-3,1e-2"],
+                    "hydra": ["hydra.sweep.dir=x"],
+                },
+                "sweeper": {"params": {"aug": "none,strong", "seed": "0,1,2"}},
+                "job": {"config": {"override_dirname": {"exclude_keys": ["name"]}}},
+            }
+        }
+    )
+    name_jobs_by_swept_keys(config)
+    excluded = ["name", "experiment", "trainer.epochs"]
+    assert config.hydra.job.config.override_dirname.exclude_keys == excluded
+    appended = config.hydra.overrides.hydra[-1]  # what every job's config is rebuilt with
+    parsed = OverridesParser.create().parse_overrides([appended])[0]
+    assert parsed.key_or_group == "hydra.job.config.override_dirname.exclude_keys"
+    assert parsed.value() == excluded
+    job = [
+        "experiment=aug_ablation",
+        "trainer.epochs=3",
+        "lr=1e-2",
+        "aug=strong",
+        "seed=1",
+        "name=a",
+    ]
+    dirname = get_overrides_dirname(
+        OverridesParser.create().parse_overrides(job), excluded, item_sep=",", kv_sep="="
+    )
+    assert job_dir_resolver(4, dirname) == "4_aug=strong,lr=1e-2,seed=1"
+    assert job_dir_resolver(0, "") == "0"
+    assert job_dir_resolver(1, "dataset.root=/data/a") == "1_dataset.root=_data_a"

@@ -12,6 +12,8 @@ from omegaconf import OmegaConf
 from segexp.storage.checkpoint import last_checkpoint
 from segexp.storage.run_record import holds_run
 
+MAX_JOB_DIR_CHARS = 120  # well under the 255 bytes a file name may have
+
 
 def _resumable(resume: Any) -> bool:
     return resume is not None and last_checkpoint(str(resume)).is_file()
@@ -34,5 +36,12 @@ def hydra_subdir_resolver(resume: Any, stamp: str, output_dir: Any = None, mode:
     return ".hydra"
 
 
+def job_dir_resolver(number: Any, override_dirname: Any) -> str:
+    """hydra.sweep.subdir: ``<job number>_<swept overrides>`` (sweeps/naming.py)."""
+    overrides = str(override_dirname or "").replace("/", "_")
+    return f"{number}_{overrides}"[:MAX_JOB_DIR_CHARS] if overrides else str(number)
+
+
+OmegaConf.register_new_resolver("segexp_job_dir", job_dir_resolver, replace=True)
 OmegaConf.register_new_resolver("segexp_run_dir", run_dir_resolver, replace=True)
 OmegaConf.register_new_resolver("segexp_hydra_subdir", hydra_subdir_resolver, replace=True)

@@ -11,7 +11,9 @@ from segexp.config.cli import report_error
 from segexp.errors import SegexpError
 from segexp.storage.files import check_folder_writable
 from segexp.storage.lock import FolderLock
+from segexp.sweeps.naming import name_jobs_by_swept_keys
 from segexp.sweeps.report import failure_line, write_report
+from segexp.training.loggers import tensorboard_command
 
 log = logging.getLogger("segexp")
 
@@ -29,6 +31,7 @@ class SweepReport(Callback):
             check_folder_writable(sweep_dir, "hydra.sweep.dir")
             sweep_dir.mkdir(parents=True, exist_ok=True)
             self.lock = FolderLock(sweep_dir, "sweep folder").acquire()
+            name_jobs_by_swept_keys(config)
         except SegexpError as err:
             report_error(err)
             raise SystemExit(1) from None
@@ -50,7 +53,7 @@ class SweepReport(Callback):
             raise SystemExit(1) from err
         log.info("sweep report: %s (regenerate: segexp-report sweep=%s)",
                  sweep_dir / "report.md", sweep_dir)  # fmt: skip
-        log.info("tensorboard: tensorboard --logdir %s", sweep_dir)
+        log.info("tensorboard: %s", tensorboard_command(sweep_dir))
         line = failure_line(jobs)
         if line:
             log.error("%s", line)

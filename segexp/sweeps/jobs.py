@@ -1,6 +1,7 @@
 """The jobs of a sweep folder: their overrides, seed, status and summary, grouped into variants."""
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from segexp.errors import SegexpError
 
 @dataclass
 class Job:
-    name: str  # folder relative to the sweep folder, e.g. "3"
+    name: str  # folder relative to the sweep folder, e.g. "3_aug=strong,seed=1"
     path: Path
     overrides: list[str]
     seed: str
@@ -38,7 +39,12 @@ def override_key(override: str) -> str:
 
 
 def _natural(path: Path) -> tuple:
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts)
+    """Job number order: "2_aug=none" before "10_aug=none"."""
+    numbered = (re.match(r"(\d+)(?:_|$)", part) for part in path.parts)
+    return tuple(
+        (0, int(match[1]), part) if match else (1, 0, part)
+        for match, part in zip(numbered, path.parts, strict=True)
+    )
 
 
 def find_job_dirs(sweep_dir: Path) -> list[Path]:

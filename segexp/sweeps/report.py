@@ -282,9 +282,9 @@ def failure_line(jobs: list[Job]) -> str:
     keys = {k for p in parsed for k in p}
     varying = {k for k in keys if len({p.get(k) for p in parsed}) > 1}
 
-    def label(job: Job) -> str:
+    def label(job: Job) -> str:  # a numbered folder alone does not say what the job varies
         shown = [o for o in job.overrides if override_key(o) in varying]
-        return f"{job.name} ({' '.join(shown)})" if shown else job.name
+        return f"{job.name} ({' '.join(shown)})" if shown and job.name.isdigit() else job.name
 
     items = "; ".join(f"{label(job)}: {job.reason}" for job in bad)
     return f"{len(bad)} of {len(jobs)} jobs did not complete: {items}"

@@ -29,6 +29,12 @@ class NullWriter:
         return lambda *args, **kwargs: None
 
 
+def tensorboard_command(logdir: Path | str) -> str:
+    """The command that opens a run or a sweep; TensorBoard keeps only 10 images per tag unless
+    told, so a run's grid of every epoch needs ``--samples_per_plugin``."""
+    return f"tensorboard --logdir {logdir} --samples_per_plugin images=1000"
+
+
 def open_writer(node: DictConfig | None, run_dir: Path, resumed_at_step: int | None) -> Writers:
     """Every configured logger in the run folder, as one writer. Resumed: each drops what a killed
     session logged after its last checkpoint (``purge_step``)."""
