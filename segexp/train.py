@@ -120,8 +120,9 @@ def main(cfg: DictConfig) -> float | None:
             if cfg.get("resume"):
                 cfg, info = resume.resume_config(cfg, info, run_dir)
             summary = fit(
-                cfg, run_dir, info, on_start=folder.commit, parallel_jobs=_parallel_jobs()
-            )
+                cfg, run_dir, info, on_start=folder.commit, parallel_jobs=_parallel_jobs(),
+                sweep_job=HydraConfig.get().mode == RunMode.MULTIRUN,
+            )  # fmt: skip
     except BaseException as err:
         if isinstance(err, SystemExit):
             raise

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from segexp.training.fit import fit
 
@@ -42,8 +43,18 @@ def test_fit_writes_summary_checkpoints_and_tensorboard(tiny_config, tmp_path):
     expected = {"train/loss", "train/lr", "val/loss", "val/mIoU", "val/mDice", "val/pixel_acc"}
     assert expected <= scalars
     assert {f"val_iou/{name}" for name in CLASS_NAMES} <= scalars
-    assert "val/image_truth_prediction" in tags["images"]
+    assert "visuals/val_image_truth_prediction" in tags["images"]
     assert any("config" in tag for tag in tags["tensors"])
+    # TensorBoard sorts groups by name and opens the first two: the curves, not one-value results
+    assert sorted({tag.split("/")[0] for tag in scalars})[:2] == ["train", "val"]
+    assert {"~final/val_mIoU", "~final/test_mIoU"} <= scalars
+    # the run's own HParams experiment record: its settings, and six final metrics as columns
+    content = EventAccumulator(str(tmp_path)).Reload().PluginTagToContent("hparams")
+    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {h.name for h in experiment.hparam_infos} == {"seed", "model"}
+    assert [m.display_name for m in experiment.metric_infos] == [
+        f"{split} {key}" for split in ("val", "test") for key in ("mIoU", "mDice", "pixel_acc")
+    ]
 
 
 def test_train_loss_is_logged_every_n_steps(tiny_config, tmp_path):

@@ -76,4 +76,4 @@ def test_folder_run_with_auto_weights_writes_preview(tmp_path, monkeypatch):
     assert preview.width >= 4 * 128
     events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
     events.Reload()
-    assert "train/augmented_samples" in events.Tags()["images"]
+    assert "visuals/train_augmented_samples" in events.Tags()["images"]

@@ -156,10 +156,28 @@ def test_every_job_logs_its_hparams_and_final_metrics(sweep):
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     hparams = {k: v.string_value or v.number_value for k, v in start.hparams.items()}
     assert hparams["aug"] == "light" and hparams["model"] == "unet"
-    assert hparams["seed"] == 0 and hparams["model.net.base_channels"] == 4
+    assert hparams["seed"] == "0" and hparams["model.net.base_channels"] == 4
+    assert "_hparams_/experiment" not in tags  # one record for the sweep, not one per job
     summary = json.loads((sweep_dir / JOBS[2] / "summary.json").read_text())
-    final = events.Scalars("final/test_mIoU")
+    final = events.Scalars("~final/test_mIoU")
     assert final[-1].value == pytest.approx(summary["test"]["mIoU"])
+
+
+def test_sweep_hparams_table_lists_only_the_swept_keys(sweep):
+    sweep_dir, _ = sweep
+    (record,) = sweep_dir.glob("events.out.tfevents.*.hparams")  # the sweep folder's own run
+    events = EventAccumulator(str(record)).Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/experiment"]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    domains = {
+        h.name: [v.string_value or v.number_value for v in h.domain_discrete.values]
+        for h in experiment.hparam_infos
+    }
+    assert domains == {"aug": ["light", "none"], "seed": ["0", "1"]}  # discrete, no "None"
+    tags = [m.name.tag for m in experiment.metric_infos]
+    assert tags == [
+        f"~final/{s}_{k}" for s in ("val", "test") for k in ("mIoU", "mDice", "pixel_acc")
+    ]
 
 
 def test_resumed_sweep_runs_only_the_jobs_not_completed(sweep, tmp_path):

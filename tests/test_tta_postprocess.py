@@ -151,9 +151,10 @@ def test_final_test_pass_takes_tta_and_postprocessing_and_logs_confusion_images(
     assert set(test["without_postprocess"]) >= {"mIoU", "mBF1", "per_class_bf1"}
     assert "mBF1" in test and "mBF1" in summary["val"]
     events = EventAccumulator(str(tmp_path), size_guidance={"images": 0}).Reload()
-    assert {"val/confusion_matrix", "test/confusion_matrix"} <= set(events.Tags()["images"])
-    assert {"val/mBF1", "test/mBF1", "val_bf1/disc"} <= set(events.Tags()["scalars"])
-    image = events.Images("val/confusion_matrix")[0]
+    images = set(events.Tags()["images"])
+    assert {"visuals/val_confusion_matrix", "~final/test_confusion_matrix"} <= images
+    assert {"val/mBF1", "~final/test_mBF1", "val_bf1/disc"} <= set(events.Tags()["scalars"])
+    image = events.Images("visuals/val_confusion_matrix")[0]
     assert image.width > 100 and image.height > 100
     # the same numbers as segexp-evaluate with the same options: one path
     from .conftest import evaluate_tool

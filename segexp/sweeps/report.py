@@ -22,6 +22,7 @@ from segexp.sweeps.jobs import (
     override_key,
 )
 from segexp.sweeps.paired import Comparison, compare
+from segexp.training.loggers.hparams import override_value, write_experiment
 
 # (column, where in summary.json)
 SCALARS = [
@@ -269,7 +270,22 @@ def write_report(sweep_dir: Path, replicates: int = 2000) -> list[Job]:
     write_csv(rows, sweep_dir / "report.csv")
     if completed:
         plot(rows, class_names, sweep_dir / "report.png")
+        write_experiment(sweep_dir, swept_values(completed))
     return jobs
+
+
+def swept_values(jobs: list[Job]) -> dict[str, list[Any]]:
+    """Each override key whose value differs between jobs, with the values it takes: the
+    columns of the sweep's HParams table."""
+    by_key: dict[str, list[Any]] = {}
+    for job in jobs:
+        for override in job.overrides:
+            by_key.setdefault(override_key(override), []).append(override_value(override))
+    return {
+        key: values
+        for key, values in by_key.items()
+        if len(values) < len(jobs) or len(set(map(repr, values))) > 1
+    }
 
 
 def failure_line(jobs: list[Job]) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 import segexp
@@ -37,6 +38,9 @@ from segexp.visual.legend import titled_grid
 from segexp.visual.samples import write_sample_preview
 
 log = logging.getLogger(__name__)
+# TensorBoard orders a dashboard's groups by name and opens the first two: the curves (train/,
+# val/) come first, images after them (visuals/), one-value results last (loggers/tensorboard.py).
+FINAL_TEST = "final/test"
 # Where each split's scores are taken (summary.json "scored_at").
 SCORED_AT = {
     "val": "after the evaluation transform (aug.eval), the resolution the model works at",
@@ -59,12 +63,14 @@ def fit(
     on_start: Callable[[], None] | None = None,
     *,
     parallel_jobs: int = 1,
+    sweep_job: bool = False,
 ) -> dict[str, Any]:
     """Train as configured and return the summary that is also written to run_dir/summary.json.
 
     Everything that can refuse the run (config, files, the checkpoint it continues from) comes
     before the first write into run_dir; ``on_start`` is called just before that write.
-    ``parallel_jobs``: runs a sweep launcher executes beside this one (for num_threads=auto)."""
+    ``parallel_jobs``: runs a sweep launcher executes beside this one (for num_threads=auto).
+    ``sweep_job``: one job of a multirun (the sweep folder gets the HParams experiment record)."""
     cfg = prepare_config(cfg)
     threads = set_threads(cfg.trainer.get("num_threads", "auto"), parallel_jobs)
     run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
@@ -93,7 +99,9 @@ def fit(
             break  # resumed after the epoch that stopped it
         started = run_epoch(exp, epoch, progress, writer, run_dir, started)
     test = test_best_weights(exp, run_dir, writer, progress)
-    log_hparams(writer, cfg, run_info or {}, {"val": progress.best_val, "test": test})
+    finals = {"val": progress.best_val, "test": test}
+    log_hparams(writer, cfg, run_info or {}, finals, experiment_record=not sweep_job)
+    writer.add_text("final_metrics", _as_code(metrics_table(finals)))
     writer.close()
     progress.elapsed_seconds += time.perf_counter() - started
     summary = make_summary(exp, run_dir, run_info or {}, progress, stats, test)
@@ -102,9 +110,14 @@ def fit(
         log.info(
             "final metrics (val at best epoch %d, test with its weights)\n%s",
             progress.best_epoch,
-            metrics_table({"val": progress.best_val, "test": test}),
+            metrics_table(finals),
         )
     return summary
+
+
+def _as_code(text: str) -> str:
+    """Markdown code (TensorBoard renders text as markdown)."""
+    return "    " + text.replace("\n", "\n    ")
 
 
 def _image_size(cfg: DictConfig) -> tuple[int, int] | None:
@@ -115,10 +128,9 @@ def _image_size(cfg: DictConfig) -> tuple[int, int] | None:
 def record_start(exp: Experiment, run_dir: Path, writer, stats: dict[str, Any]) -> None:
     """What a new run records once: its resolved config, model size, augmented samples."""
     resolved = OmegaConf.to_yaml(exp.cfg, resolve=True)
-    writer.add_text("config", "    " + resolved.replace("\n", "\n    "))  # markdown code
-    writer.add_scalar("model/num_parameters", stats["num_parameters"], 0)
-    if stats["gflops"] is not None:
-        writer.add_scalar("model/gflops", stats["gflops"], 0)
+    writer.add_text("config", _as_code(resolved))
+    # Constants are text, not one-point charts on TensorBoard's first page.
+    writer.add_text("model", _as_code(yaml.safe_dump(stats, sort_keys=False)))
     if distributed.is_main():
         (run_dir / "resolved_config.yaml").write_text(resolved)
         train_set = getattr(exp.splits.train, "dataset", None)
@@ -165,11 +177,11 @@ def run_epoch(
     val = exp.metrics.compute(exp.class_names)
     writer.add_scalar("train/epoch_loss", train_loss, epoch)
     log_metrics(writer, "val", val, result.loss, epoch)
-    log_confusion(writer, "val", exp.metrics.matrix, exp.class_names, epoch)
+    log_confusion(writer, "visuals/val", exp.metrics.matrix, exp.class_names, epoch)
     if result.preview:
         colours = dataset_palette(cfg.dataset)
         grid = titled_grid(preview_grid(*result.preview, colours), exp.class_names, colours)
-        writer.add_image("val/image_truth_prediction", grid, epoch)
+        writer.add_image("visuals/val_image_truth_prediction", grid, epoch)
     improved = val["mIoU"] > progress.best_miou
     if improved:
         progress.best_miou, progress.best_epoch, progress.best_val = val["mIoU"], epoch, val
@@ -193,10 +205,10 @@ def run_epoch(
     return time.perf_counter()
 
 
-def log_confusion(writer, split: str, matrix: torch.Tensor, names: list[str], step: int) -> None:
-    """The row-normalised confusion matrix as an image (``<split>/confusion_matrix``)."""
+def log_confusion(writer, group: str, matrix: torch.Tensor, names: list[str], step: int) -> None:
+    """The row-normalised confusion matrix as an image (``<group>_confusion_matrix``)."""
     if writer.writers:  # drawing takes time: only when some logger receives it
-        writer.add_figure(f"{split}/confusion_matrix", confusion_figure(matrix, names), step)
+        writer.add_figure(f"{group}_confusion_matrix", confusion_figure(matrix, names), step)
 
 
 def stop_reason(exp: Experiment, progress: Progress) -> str | None:
@@ -223,17 +235,16 @@ def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress
     num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.metrics.ignore_index
     per_image = PerImageScores(num_classes, ignore_index)
     post_metrics = None if postprocess is None else exp.metrics.empty_like()
-    result = evaluate(
+    evaluate(
         exp.eval_model, exp.splits.test, exp.dev, exp.metrics,
-        num_batches=exp.splits.test_batches, loss_fn=exp.loss_fn, desc="test",
+        num_batches=exp.splits.test_batches, desc="test",
         on_sample=per_image, options=options, postprocess=postprocess, post_metrics=post_metrics,
     )  # fmt: skip
     test = exp.metrics.compute(exp.class_names)
     if post_metrics is not None:
         test = {**post_metrics.compute(exp.class_names), "without_postprocess": test}
-    log_metrics(writer, "test", test, result.loss, progress.best_epoch)
     final = post_metrics if post_metrics is not None else exp.metrics
-    log_confusion(writer, "test", final.matrix, exp.class_names, progress.best_epoch)
+    log_confusion(writer, FINAL_TEST, final.matrix, exp.class_names, progress.best_epoch)
     if distributed.is_main():  # under torchrun each rank scored its shard: rank 0's file is partial
         ids = exp.splits.test.dataset.names
         per_image.write_csv(run_dir / "per_image.csv", exp.class_names, ids)

@@ -1,6 +1,6 @@
 """A grid of training samples as the model sees them: after augmentation, mask overlaid, legend.
 
-Written at the start of every run (TensorBoard `train/augmented_samples` and
+Written at the start of every run (TensorBoard `visuals/train_augmented_samples` and
 `previews/samples.png`) and by `python -m segexp.audit ... preview=true`.
 """
 
@@ -75,5 +75,5 @@ def write_sample_preview(
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(path)
     if writer is not None:
-        writer.add_image("train/augmented_samples", grid.transpose(2, 0, 1), 0)
+        writer.add_image("visuals/train_augmented_samples", grid.transpose(2, 0, 1), 0)
     return path

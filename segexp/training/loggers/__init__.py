@@ -1,22 +1,22 @@
-"""What a run logs: the writers (``logger`` config group, a list), per-split metrics, HParams.
-
-HParams: each run's config choices, overridden values and final metrics, so that every job
-folder of a sweep becomes one row of the HPARAMS tab of ``tensorboard --logdir <sweep folder>``.
-Only the session records are written (no experiment record), so TensorBoard builds the table's
-columns from all runs together: a sweep whose jobs override different keys still shows every key.
+"""What a run logs: the writers (``logger`` config group, a list), per-split metrics, HParams
+(hparams.py: each job folder of a sweep is one row of ``tensorboard --logdir <sweep folder>``).
 """
 
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from torch.utils.tensorboard.summary import hparams
+from omegaconf import DictConfig
+from torch.utils.tensorboard import SummaryWriter
 
 from segexp.config.build import build
 from segexp.runtime import distributed
 from segexp.training.loggers.fanout import Writers
-
-FINAL_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc", "mBF1")
+from segexp.training.loggers.hparams import (
+    FINAL_METRICS,
+    final_metrics,
+    hparam_values,
+    log_tensorboard_hparams,
+)
 
 
 class NullWriter:
@@ -59,40 +59,22 @@ def log_metrics(
         writer.add_scalar(f"{split}_bf1/{name}", bf1, epoch)
 
 
-def hparam_values(cfg: DictConfig, run_info: dict[str, Any]) -> dict[str, Any]:
-    """Group choices (``model: unet``), then every overridden key with its resolved value."""
-    values: dict[str, Any] = {"seed": int(cfg.seed)}
-    values.update({str(k): str(v) for k, v in run_info.get("choices", {}).items()})
-    for override in run_info.get("overrides", []):
-        key, _, raw = override.partition("=")
-        key = key.lstrip("+~")
-        if key.startswith("hydra") or key in values:
-            continue
-        value = OmegaConf.select(cfg, key, default=None)
-        values[key] = value if isinstance(value, bool | int | float | str) else raw
-    return values
-
-
 def log_hparams(
-    writers: Writers, cfg: DictConfig, run_info: dict[str, Any], splits: dict[str, dict[str, Any]]
+    writers: Writers,
+    cfg: DictConfig,
+    run_info: dict[str, Any],
+    splits: dict[str, dict[str, Any]],
+    *,
+    experiment_record: bool = True,
 ) -> None:
-    """The same hyperparameters and final metrics to every logger: TensorBoard as an hparams
-    session and ``final/<split>_<metric>`` scalars, the others through their ``log_hparams``."""
-    metrics = {
-        # .get: a run resumed from a checkpoint older than a metric has no value for it
-        f"final/{split}_{key}": float(result.get(key, float("nan")))
-        for split, result in splits.items()
-        for key in FINAL_METRICS
-    }
+    """The same hyperparameters and final metrics to every logger: TensorBoard as an HParams
+    session and ``~final/<split>_<metric>`` scalars (hparams.py), the others through their
+    ``log_hparams``. ``experiment_record``: false for a sweep's jobs (the sweep writes one)."""
+    metrics = final_metrics(splits)
     values = hparam_values(cfg, run_info)
     for writer in writers.writers:
-        file_writer = getattr(writer, "_get_file_writer", lambda: None)()
-        if file_writer is not None:  # a SummaryWriter
-            _, session_start, session_end = hparams(values, metrics)
-            file_writer.add_summary(session_start)
-            file_writer.add_summary(session_end)
-            for tag, value in metrics.items():
-                writer.add_scalar(tag, value)
+        if isinstance(writer, SummaryWriter):
+            log_tensorboard_hparams(writer, values, metrics, record=experiment_record)
         elif hasattr(writer, "log_hparams"):
             writer.log_hparams(values, metrics)
     writers.flush()

@@ -1,0 +1,116 @@
+"""HParams: one row per run, with the settings that tell runs apart and a few final metrics.
+
+Every run writes its session (its settings and final metrics). What TensorBoard shows as the
+table's columns comes from one experiment record per ``--logdir``: a single run writes its own
+(its choices and overrides; the short metric list); in a sweep, the jobs write none and the
+sweep folder gets one listing only the keys that differ between jobs, each with the values it
+takes (``write_experiment``, called with the sweep report). Without a record TensorBoard makes
+a column of every setting and every scalar of every run.
+"""
+
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+from tensorboard.plugins.hparams import plugin_data_pb2
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+from segexp.training.loggers.tensorboard import SORTED_LAST, tensorboard_tag
+
+FINAL_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc", "mBF1")
+TABLE_METRICS = ("mIoU", "mDice", "pixel_acc")  # the HParams table's metric columns, per split
+EXPERIMENT_FILE_SUFFIX = ".hparams"
+
+
+def final_metrics(splits: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """``final/<split>_<metric>``; NaN where a run resumed from an older checkpoint lacks one."""
+    return {
+        f"final/{split}_{key}": float(result.get(key, math.nan))
+        for split, result in splits.items()
+        for key in FINAL_METRICS
+    }
+
+
+def table_metric_tags(splits: tuple[str, ...] = ("val", "test")) -> list[str]:
+    return [tensorboard_tag(f"final/{split}_{key}") for split in splits for key in TABLE_METRICS]
+
+
+def override_value(override: str) -> Any:
+    """An override's value as HParams holds it: number, bool or text (null, lists: as typed)."""
+    parsed = OverridesParser.create().parse_overrides([override])[0]
+    value = parsed.value()
+    if parsed.key_or_group == "seed":
+        return str(value)  # a seed names a replicate, not a quantity: 0, 1, 2, not 1.0000
+    if isinstance(value, bool | int | float | str):
+        return value
+    return override.partition("=")[2]
+
+
+def hparam_values(cfg: DictConfig, run_info: dict[str, Any]) -> dict[str, Any]:
+    """Group choices (``model: unet``), then every overridden key with its value."""
+    values: dict[str, Any] = {"seed": str(int(cfg.seed))}  # as override_value gives it
+    for group, choice in run_info.get("choices", {}).items():
+        if choice is not None:  # an unused optional group (hparams_search) is no setting
+            values[str(group)] = str(choice)
+    for override in run_info.get("overrides", []):
+        key = override.partition("=")[0].lstrip("+~")
+        if key.startswith("hydra") or key in values:
+            continue
+        value = OmegaConf.select(cfg, key, default=None)
+        values[key] = (
+            value if isinstance(value, bool | int | float | str) else override_value(override)
+        )
+    return values
+
+
+def experiment_summary(domains: dict[str, list[Any]], metric_tags: list[str]):
+    """The experiment record: these hparams (each with its values) and metrics as columns."""
+    domains = {key: _same_type(values) for key, values in domains.items() if values}
+    example = {key: values[0] for key, values in domains.items()}
+    summary, _, _ = hparams(example, dict.fromkeys(metric_tags, 0.0), domains)
+    data = plugin_data_pb2.HParamsPluginData.FromString(
+        summary.value[0].metadata.plugin_data.content
+    )
+    for info in data.experiment.metric_infos:  # "val mIoU" rather than the tag
+        info.display_name = info.name.tag.removeprefix(SORTED_LAST).replace("_", " ", 1)
+    summary.value[0].metadata.plugin_data.content = data.SerializeToString()
+    return summary
+
+
+def _same_type(values: list[Any]) -> list[Any]:
+    """TensorBoard holds every number as float64; a key with mixed kinds becomes text."""
+    unique = list(dict.fromkeys(values))
+    if all(isinstance(v, bool) for v in unique):
+        return unique
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in unique):
+        return sorted({float(v) for v in unique})
+    return sorted({str(v) for v in unique})
+
+
+def write_experiment(log_dir: Path, domains: dict[str, list[Any]]) -> None:
+    """The experiment record of a folder of runs (a sweep), replacing an earlier one."""
+    for old in log_dir.glob(f"events.out.tfevents.*{EXPERIMENT_FILE_SUFFIX}"):
+        old.unlink()
+    writer = SummaryWriter(str(log_dir), filename_suffix=EXPERIMENT_FILE_SUFFIX)
+    writer._get_file_writer().add_summary(experiment_summary(domains, table_metric_tags()))
+    writer.close()
+
+
+def log_tensorboard_hparams(
+    writer: SummaryWriter, values: dict[str, Any], metrics: dict[str, float], *, record: bool
+) -> None:
+    """The run's session, its final scalars, and (``record``) its own experiment record."""
+    tags = {tensorboard_tag(key): value for key, value in metrics.items()}
+    _, session_start, session_end = hparams(values, tags)
+    file_writer = writer._get_file_writer()
+    if record:
+        file_writer.add_summary(
+            experiment_summary({k: [v] for k, v in values.items()}, table_metric_tags())
+        )
+    file_writer.add_summary(session_start)
+    file_writer.add_summary(session_end)
+    for tag, value in tags.items():
+        writer.add_scalar(tag, value)
