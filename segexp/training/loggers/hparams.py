@@ -39,12 +39,13 @@ def table_metric_tags(splits: tuple[str, ...] = ("val", "test")) -> list[str]:
 
 
 def override_value(override: str) -> Any:
-    """An override's value as HParams holds it: number, bool or text (null, lists: as typed)."""
+    """An override's value as HParams holds it: number, bool, text (lists: as typed) or None
+    (null: TensorBoard leaves the cell empty rather than showing "None")."""
     parsed = OverridesParser.create().parse_overrides([override])[0]
     value = parsed.value()
     if parsed.key_or_group == "seed":
         return str(value)  # a seed names a replicate, not a quantity: 0, 1, 2, not 1.0000
-    if isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, bool | int | float | str):
         return value
     return override.partition("=")[2]
 
@@ -60,15 +61,15 @@ def hparam_values(cfg: DictConfig, run_info: dict[str, Any]) -> dict[str, Any]:
         if key.startswith("hydra") or key in values:
             continue
         value = OmegaConf.select(cfg, key, default=None)
-        values[key] = (
-            value if isinstance(value, bool | int | float | str) else override_value(override)
-        )
+        scalar = isinstance(value, bool | int | float | str)
+        values[key] = value if scalar else override_value(override)  # None for null
     return values
 
 
 def experiment_summary(domains: dict[str, list[Any]], metric_tags: list[str]):
     """The experiment record: these hparams (each with its values) and metrics as columns."""
-    domains = {key: _same_type(values) for key, values in domains.items() if values}
+    domains = {key: _same_type(values) for key, values in domains.items()}
+    domains = {key: values for key, values in domains.items() if values}
     example = {key: values[0] for key, values in domains.items()}
     summary, _, _ = hparams(example, dict.fromkeys(metric_tags, 0.0), domains)
     data = plugin_data_pb2.HParamsPluginData.FromString(
@@ -81,8 +82,9 @@ def experiment_summary(domains: dict[str, list[Any]], metric_tags: list[str]):
 
 
 def _same_type(values: list[Any]) -> list[Any]:
-    """TensorBoard holds every number as float64; a key with mixed kinds becomes text."""
-    unique = list(dict.fromkeys(values))
+    """TensorBoard holds every number as float64; a key with mixed kinds becomes text; null
+    (an empty cell) is no value of the domain."""
+    unique = [value for value in dict.fromkeys(values) if value is not None]
     if all(isinstance(v, bool) for v in unique):
         return unique
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in unique):

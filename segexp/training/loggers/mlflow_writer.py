@@ -64,7 +64,7 @@ class MLflowWriter:
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         for key, value in hparams.items():
-            self.client.log_param(self.run_id, key, value)
+            self.client.log_param(self.run_id, key, "null" if value is None else value)
         for key, value in metrics.items():
             self.client.log_metric(self.run_id, key, value)
 
