@@ -292,3 +292,5 @@ def test_job_folders_name_only_the_swept_keys_of_command_and_preset():
     assert job_dir_resolver(4, dirname) == "4_aug=strong,lr=1e-2,seed=1"
     assert job_dir_resolver(0, "") == "0"
     assert job_dir_resolver(1, "dataset.root=/data/a") == "1_dataset.root=_data_a"
+    trial = "optimizer.lr=0.0022881136684755237,loss.weights.ce=1.2055267521432877,seed=0.5"
+    assert job_dir_resolver(2, trial) == "2_optimizer.lr=0.002288,loss.weights.ce=1.206,seed=0.5"

@@ -4,6 +4,7 @@ Registered on import; config/paths.py imports this module, so whatever composes 
 entry point, tests) has them.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,10 @@ def hydra_subdir_resolver(resume: Any, stamp: str, output_dir: Any = None, mode:
 
 
 def job_dir_resolver(number: Any, override_dirname: Any) -> str:
-    """hydra.sweep.subdir: ``<job number>_<swept overrides>`` (sweeps/naming.py)."""
+    """hydra.sweep.subdir: ``<job number>_<swept overrides>`` (sweeps/naming.py), with long
+    decimals (an Optuna trial's 0.0022881136684755237) cut to 4 significant digits."""
     overrides = str(override_dirname or "").replace("/", "_")
+    overrides = re.sub(r"(?<==)-?\d+\.\d{5,}(?:e-?\d+)?", lambda m: f"{float(m[0]):.4g}", overrides)
     return f"{number}_{overrides}"[:MAX_JOB_DIR_CHARS] if overrides else str(number)
 
 
