@@ -308,7 +308,7 @@ def plain_parts(cfg, args, workers: int):
 def run_plain(cfg, args, workers: int) -> dict:
     exp, model, loader = plain_parts(cfg, args, workers)
     device, loss_fn = exp.dev.device, exp.loss_fn
-    optimizer = build_optimizer(cfg.optimizer, model, device, fused=False)
+    optimizer = build_optimizer(cfg.optimizer, model, fused=False)
     non_blocking = workers > 0
 
     def step(batches, num_batches: int) -> None:
@@ -349,7 +349,7 @@ def run_lightning(cfg, args, precision: str) -> dict:
             return self.loss_fn(self.model(images), masks)
 
         def configure_optimizers(self):
-            return build_optimizer(cfg.optimizer, self.model, device, cfg.trainer.fused_optimizer)
+            return build_optimizer(cfg.optimizer, self.model, cfg.trainer.fused_optimizer)
 
     module = Module()
     clock: dict[str, float] = {}

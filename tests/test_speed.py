@@ -14,7 +14,7 @@ from segexp.data.loaders import build_splits
 from segexp.models.wrapper import SegmentationModel
 from segexp.runtime.device import cpu_has_native_bf16, make_device, seed_everything
 from segexp.training.fit import fit
-from segexp.training.optim import build_optimizer, maybe_compile
+from segexp.training.optim import build_optimizer, make_optimizer, maybe_compile
 
 from .conftest import REPO
 
@@ -74,8 +74,23 @@ def test_channels_last_reaches_the_model_input(tiny_config):
 def test_fused_optimizer_is_used_when_asked(tiny_config, name):
     cfg = tiny_config(f"optimizer={name}")
     model = SegmentationModel(torch.nn.Conv2d(1, 1, 1))
-    assert build_optimizer(cfg.optimizer, model, "cpu", True).defaults["fused"] is True
-    assert not build_optimizer(cfg.optimizer, model, "cpu", "auto").defaults["fused"]
+    assert build_optimizer(cfg.optimizer, model, True).defaults["fused"] is True
+    assert build_optimizer(cfg.optimizer, model, "auto").defaults["fused"] is True  # CPU kernel
+    assert not build_optimizer(cfg.optimizer, model, False).defaults["fused"]
+
+
+def test_auto_fused_falls_back_where_torch_has_no_kernel(caplog):
+    class NoFusedKernel(torch.optim.SGD):
+        def __init__(self, params, lr=0.1, fused=None):
+            if fused:
+                raise RuntimeError("`fused=True` requires all the params to be on CUDA")
+            super().__init__(params, lr=lr)
+
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    assert isinstance(make_optimizer(NoFusedKernel, params, "auto"), NoFusedKernel)
+    assert not caplog.records  # auto: quietly the plain implementation
+    make_optimizer(NoFusedKernel, params, True)
+    assert "requires all the params" in caplog.text  # asked for: said why not
 
 
 def test_compile_keeps_the_state_dict_keys():

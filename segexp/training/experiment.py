@@ -82,7 +82,7 @@ def build_experiment(cfg: DictConfig, *, training: bool = True) -> Experiment:
     model, train_model = distributed.prepare_model(model, bool(trainer.get("sync_bn", False)))
     train_model = maybe_compile(train_model, trainer.compile)
     eval_model = train_model if not distributed.is_initialized() else model
-    optimizer = build_optimizer(cfg.optimizer, model, dev.device, trainer.fused_optimizer)
+    optimizer = build_optimizer(cfg.optimizer, model, trainer.fused_optimizer)
     scheduler = build_scheduler(cfg, optimizer, optimizer_steps(cfg, splits.train_batches))
     scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
     device_aug = build(cfg.aug.device) if cfg.aug.get("device") is not None else None
