@@ -28,7 +28,7 @@ def make_optimizer(factory: Callable, params: Iterable, fused: bool | str) -> to
     falls back quietly where this torch has no such kernel (CPU kernels came with torch 2.4);
     on 2 CPU threads, fused AdamW steps the default U-Net in 0.4 ms instead of 2.1 ms."""
     params = list(params)
-    if (fused == "auto" or bool(fused)) and _accepts_fused(factory):
+    if fused and _accepts_fused(factory):  # "auto" or true
         try:
             return factory(params=params, fused=True)
         except RuntimeError as err:  # e.g. "`fused=True` requires all the params to be ..."

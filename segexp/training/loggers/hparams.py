@@ -21,7 +21,12 @@ from torch.utils.tensorboard.summary import hparams
 from segexp.training.loggers.tensorboard import SORTED_LAST, tensorboard_tag
 
 FINAL_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc", "mBF1")
-TABLE_METRICS = ("mIoU", "mDice", "pixel_acc")  # the HParams table's metric columns, per split
+# The HParams table's metric columns (the tags TensorBoard holds them under).
+TABLE_METRIC_TAGS = [
+    tensorboard_tag(f"final/{split}_{key}")
+    for split in ("val", "test")
+    for key in ("mIoU", "mDice", "pixel_acc")
+]
 EXPERIMENT_FILE_SUFFIX = ".hparams"
 
 
@@ -32,10 +37,6 @@ def final_metrics(splits: dict[str, dict[str, Any]]) -> dict[str, float]:
         for split, result in splits.items()
         for key in FINAL_METRICS
     }
-
-
-def table_metric_tags(splits: tuple[str, ...] = ("val", "test")) -> list[str]:
-    return [tensorboard_tag(f"final/{split}_{key}") for split in splits for key in TABLE_METRICS]
 
 
 def override_value(override: str) -> Any:
@@ -97,7 +98,7 @@ def write_experiment(log_dir: Path, domains: dict[str, list[Any]]) -> None:
     for old in log_dir.glob(f"events.out.tfevents.*{EXPERIMENT_FILE_SUFFIX}"):
         old.unlink()
     writer = SummaryWriter(str(log_dir), filename_suffix=EXPERIMENT_FILE_SUFFIX)
-    writer._get_file_writer().add_summary(experiment_summary(domains, table_metric_tags()))
+    writer._get_file_writer().add_summary(experiment_summary(domains, TABLE_METRIC_TAGS))
     writer.close()
 
 
@@ -110,7 +111,7 @@ def log_tensorboard_hparams(
     file_writer = writer._get_file_writer()
     if record:
         file_writer.add_summary(
-            experiment_summary({k: [v] for k, v in values.items()}, table_metric_tags())
+            experiment_summary({k: [v] for k, v in values.items()}, TABLE_METRIC_TAGS)
         )
     file_writer.add_summary(session_start)
     file_writer.add_summary(session_end)
