@@ -24,6 +24,7 @@ from segexp.metrics.per_image import PerImageScores
 from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
 from segexp.runtime import distributed, interrupt
+from segexp.runtime.allocator import retain_freed_memory
 from segexp.runtime.device import seed_everything
 from segexp.runtime.threads import set_threads
 from segexp.storage.checkpoint import load_checkpoint
@@ -73,6 +74,7 @@ def fit(
     ``sweep_job``: one job of a multirun (the sweep folder gets the HParams experiment record)."""
     cfg = prepare_config(cfg)
     threads = set_threads(cfg.trainer.get("num_threads", "auto"), parallel_jobs)
+    retain_freed_memory()
     run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
     started = time.perf_counter()
     seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic), cfg.trainer.cudnn_benchmark)
