@@ -13,7 +13,7 @@ run() { name=$1; shift; echo "== $name"; $PY -m segexp "$@" hydra.run.dir="$OUT/
 mkdir -p "$OUT"
 
 SYN="dataset.train.num_samples=400 trainer.epochs=6 scheduler.warmup_steps=20"
-run syn_unet $SYN model=unet
+run syn_unet $SYN model=unet model.net.depth=3  # as measured in docs/models.md
 run syn_lite_imagenet $SYN $LITE model.net.weights=imagenet
 run syn_lite_scratch $SYN $LITE model.net.weights=null
 
@@ -30,7 +30,7 @@ if [ -d "$SRC/images" ]; then
 dataset.class_names=[membrane,cell] dataset.mean=[125.2] dataset.std=[43.6] \
 dataset.image_size=[256,256] dataset.batch_size=4 dataset.num_workers=0 trainer.epochs=8 \
 trainer.log_every_n_steps=3 scheduler.warmup_steps=10"
-  run isbi_unet $ISBI model=unet
+  run isbi_unet $ISBI model=unet model.net.depth=3
   run isbi_lite_imagenet $ISBI $LITE model.net.weights=imagenet
   run isbi_lite_scratch $ISBI $LITE model.net.weights=null
 else
