@@ -23,7 +23,6 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import throughput
 
-from segexp.runtime.device import seed_everything
 from segexp.training.epoch import train_one_epoch
 from segexp.training.experiment import build_experiment
 from segexp.training.loggers import NullWriter
@@ -44,18 +43,12 @@ def count_syncs(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     args.samples = 0
     cfg = throughput.compose_config(args)
-    seed_everything(int(cfg.seed), False, bool(cfg.trainer.cudnn_benchmark))
     exp = build_experiment(cfg)
     cuda = exp.dev.device.type == "cuda"
 
     def run(steps: int) -> None:
-        train_one_epoch(
-            exp.train_model, exp.loss_fn, exp.optimizer, exp.scheduler, exp.scaler,
-            throughput.Timed(exp.splits.train, steps), exp.dev, NullWriter(),
-            epoch=1, global_step=0, grad_clip_norm=cfg.trainer.grad_clip_norm,
-            log_every_n_steps=int(cfg.trainer.log_every_n_steps), num_batches=steps,
-            augment=exp.device_aug,
-        )  # fmt: skip
+        batches = throughput.Timed(exp.splits.train, steps)
+        train_one_epoch(exp, batches, NullWriter(), epoch=1, global_step=0, num_batches=steps)
 
     run(args.warmup)
     throughput.synchronize(exp.dev.device)
@@ -68,7 +61,7 @@ def count_syncs(argv: list[str] | None = None) -> dict:
         "model": args.model,
         "device": str(exp.dev.device),
         "steps": args.steps,
-        "log_every_n_steps": int(cfg.trainer.log_every_n_steps),
+        "log_every_n_steps": exp.trainer.log_every_n_steps,
         "blocking_calls": counts,
         "syncs_per_step": sum(counts.values()) / args.steps if cuda else None,
     }

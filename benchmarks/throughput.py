@@ -63,8 +63,8 @@ from torchvision.transforms import functional as TF
 
 from segexp.config.build import build
 from segexp.config.paths import CONFIG_DIR
+from segexp.config.trainer import trainer_settings
 from segexp.data.synthetic import SPLIT_IDS, generate_scene
-from segexp.runtime.allocator import retain_freed_memory
 from segexp.runtime.device import make_device, seed_everything
 from segexp.runtime.threads import available_cores
 from segexp.training.epoch import train_one_epoch
@@ -150,6 +150,7 @@ def compose_config(args: argparse.Namespace) -> object:
         f"dataset.train.num_samples={samples}",
         f"trainer.epochs={epochs}",
         f"trainer.device={args.device}",
+        f"trainer.num_threads={torch.get_num_threads()}",  # every loop with the same threads
         *args.set,
     ]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -264,21 +265,14 @@ def measure(step_fn, loader, steps: int, warmup: int, device: torch.device, batc
 
 
 def run_segexp(cfg, args) -> dict:
-    # As fit() does. Process-wide, so it must stay the last loop: the plain rows run without it.
-    retain_freed_memory()
-    seed_everything(int(cfg.seed), False, bool(cfg.trainer.cudnn_benchmark))
+    # As fit() does it. build_experiment also keeps freed memory in the process (allocator.py),
+    # which is process-wide: this loop must stay the last one, the plain rows run without it.
     exp = build_experiment(cfg)
     prefill(exp.splits.train.dataset)
     steps = loop_steps(args, int(cfg.dataset.num_workers))
 
     def step(batches, num_batches: int) -> None:
-        train_one_epoch(
-            exp.train_model, exp.loss_fn, exp.optimizer, exp.scheduler, exp.scaler,
-            batches, exp.dev, NullWriter(), epoch=1, global_step=0,
-            grad_clip_norm=cfg.trainer.grad_clip_norm,
-            log_every_n_steps=int(cfg.trainer.log_every_n_steps),
-            num_batches=num_batches, augment=exp.device_aug,
-        )  # fmt: skip
+        train_one_epoch(exp, batches, NullWriter(), epoch=1, global_step=0, num_batches=num_batches)
 
     result = measure(step, exp.splits.train, steps, args.warmup, exp.dev.device, args.batch_size)
     result["forward_gflops_per_image"] = forward_flops(exp.model, cfg, exp.dev.device) / 1e9
@@ -352,7 +346,8 @@ def run_lightning(cfg, args, precision: str) -> dict:
             return self.loss_fn(self.model(images), masks)
 
         def configure_optimizers(self):
-            return build_optimizer(cfg.optimizer, self.model, cfg.trainer.fused_optimizer)
+            fused = trainer_settings(cfg.trainer).fused_optimizer
+            return build_optimizer(cfg.optimizer, self.model, fused)
 
     module = Module()
     clock: dict[str, float] = {}
@@ -460,7 +455,7 @@ def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     cfg = compose_config(args)
-    dev = make_device(cfg.trainer)
+    dev = make_device(trainer_settings(cfg.trainer))
     results: dict[str, dict] = {}
     for name in (n for n in LOOPS if n in args.loops):  # segexp's row last: never the warmest
         if name == "plain":

@@ -24,7 +24,7 @@ from segexp.data.folder import FolderSegmentation
 from segexp.data.loaders import evaluation_transform, num_workers
 from segexp.data.sample import EvaluationSamples
 from segexp.errors import SegexpError
-from segexp.evaluation.loop import evaluate
+from segexp.evaluation.loop import Scoring, evaluate
 from segexp.evaluation.outputs import save_class_map, save_confusion_png, write_per_class_csv
 from segexp.evaluation.pipeline import InferenceOptions
 from segexp.evaluation.postprocess import build_postprocess
@@ -104,16 +104,15 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         (out / "predictions").mkdir(parents=True, exist_ok=True)
         on_sample = functools.partial(_save_prediction, out / "predictions", dataset.names)
     exp = run.experiment
-    post_metrics = None if postprocess is None else exp.metrics.empty_like()
+    scoring = Scoring(exp.metrics, postprocess=postprocess, on_sample=on_sample)
     evaluate(
-        exp.model, loader, exp.dev, exp.metrics,
-        num_batches=len(loader), options=options, desc="evaluate", on_sample=on_sample,
-        postprocess=postprocess, post_metrics=post_metrics,
+        exp.model, loader, exp.dev, scoring,
+        num_batches=len(loader), options=options, desc="evaluate",
     )  # fmt: skip
     metrics = exp.metrics.compute(exp.class_names)
     # With post-processing, the top-level metrics are the post-processed ones (what the
     # predictions written are); "without_postprocess" holds the model's own, side by side.
-    final = post_metrics if post_metrics is not None else exp.metrics
+    final = scoring.final
     out.mkdir(parents=True, exist_ok=True)
     result = {
         "run_dir": str(run.run_dir),
@@ -129,7 +128,7 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         "confusion_matrix": final.matrix.cpu().tolist(),
     }
     tables = {"eval": result}
-    if post_metrics is not None:
+    if scoring.post_metrics is not None:
         result["without_postprocess"] = {
             **metrics,
             "confusion_matrix": exp.metrics.matrix.cpu().tolist(),

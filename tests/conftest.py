@@ -9,10 +9,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from segexp.config.paths import CONFIG_DIR
+from segexp.config.trainer import TrainerSettings
+from segexp.runtime.device import Device
+from segexp.training.experiment import Experiment
+from segexp.training.schedulers import warmup_constant
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,6 +49,37 @@ def compose_config(overrides: list[str]) -> DictConfig:
 @pytest.fixture
 def tiny_config():
     return lambda *overrides: compose_config([*TINY, *overrides])
+
+
+CPU = Device(torch.device("cpu"), None, channels_last=False)
+
+
+def experiment_from_parts(
+    model: torch.nn.Module,
+    loss_fn,
+    optimizer: torch.optim.Optimizer,
+    *,
+    train_model: torch.nn.Module | None = None,
+    scheduler=None,
+    scaler: torch.amp.GradScaler | None = None,
+    **trainer,
+) -> Experiment:
+    """An Experiment of hand-made parts on the CPU, for tests of the loop itself; ``trainer``:
+    TrainerSettings values (e.g. accumulate_grad_batches=2)."""
+    return Experiment(
+        OmegaConf.create({}),
+        TrainerSettings(**trainer),
+        CPU,
+        model,
+        train_model or model,
+        train_model or model,
+        loss_fn,
+        metrics=None,
+        class_names=[],
+        optimizer=optimizer,
+        scheduler=scheduler or warmup_constant(optimizer, 1),
+        scaler=scaler or torch.amp.GradScaler("cpu", enabled=False),
+    )
 
 
 def run_cli(*args: str, cwd: Path, module: str = "segexp") -> subprocess.CompletedProcess:

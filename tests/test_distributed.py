@@ -11,7 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from segexp.config.trainer import trainer_settings
 from segexp.data.loaders import build_splits
+from segexp.evaluation.loop import Scoring
 from segexp.evaluation.loop import evaluate as evaluate_split
 from segexp.metrics.confusion import ConfusionMatrix
 from segexp.models.unet import UNet
@@ -45,9 +47,8 @@ def val_confusion() -> tuple[ConfusionMatrix, object]:
     model(torch.randn(4, 3, 32, 32) * (1 + distributed.rank()))  # running stats differ per rank
     distributed.sync_buffers(model)
     confusion = ConfusionMatrix(5, 255)
-    evaluate_split(
-        model, splits.val, make_device(cfg.trainer), confusion, num_batches=splits.val_batches
-    )
+    dev = make_device(trainer_settings(cfg.trainer))
+    evaluate_split(model, splits.val, dev, Scoring(confusion), num_batches=splits.val_batches)
     return confusion, splits.val.sampler
 
 

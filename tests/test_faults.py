@@ -16,7 +16,6 @@ from segexp.config.checks import validate
 from segexp.data.loaders import build_splits
 from segexp.errors import SegexpError
 from segexp.models.wrapper import SegmentationModel
-from segexp.runtime.device import Device
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.training.epoch import train_one_epoch
 from segexp.training.faults import explain
@@ -24,7 +23,7 @@ from segexp.training.fit import fit
 from segexp.training.loggers import NullWriter
 from segexp.training.resume import resume_config
 
-from .conftest import REPO, TINY, TINY_RUN, compose_config, run_cli
+from .conftest import REPO, TINY, TINY_RUN, compose_config, experiment_from_parts, run_cli
 
 
 class _Payload:
@@ -162,12 +161,12 @@ def _steps_with_an_overflow(scaler_enabled: bool) -> tuple[float, list[float]]:
         return loss
 
     batches = [(torch.randint(0, 255, (2, 1, 4, 4), dtype=torch.uint8), torch.zeros(2, 4, 4))] * 4
-    dev = Device(torch.device("cpu"), None, False)
-    mean, _, _ = train_one_epoch(
-        model, loss_fn, optimizer, scheduler, scaler, batches, dev, NullWriter(),
-        epoch=1, global_step=0, grad_clip_norm=None, log_every_n_steps=2, num_batches=4,
+    exp = experiment_from_parts(
+        model, loss_fn, optimizer, scheduler=scheduler, scaler=scaler,
+        grad_clip_norm=None, log_every_n_steps=2,
     )  # fmt: skip
-    return mean, seen
+    trained = train_one_epoch(exp, batches, NullWriter(), epoch=1, global_step=0, num_batches=4)
+    return trained.loss, seen
 
 
 def test_steps_the_grad_scaler_skips_are_not_errors():

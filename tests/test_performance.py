@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from segexp.config.trainer import trainer_settings
 from segexp.data import checks, loaders
 from segexp.data.collate import pad_collate
 from segexp.data.device_aug import DevicePhotometric
@@ -87,7 +88,7 @@ def test_num_threads_setting(monkeypatch):
     assert resolve_threads("auto") == 1
     for bad in (0, "many", 1.5):
         with pytest.raises(SegexpError, match=r"trainer\.num_threads"):
-            resolve_threads(bad)
+            trainer_settings({"num_threads": bad})
 
 
 def _folder_config(root):
@@ -179,9 +180,11 @@ def test_training_batches_are_channels_last_without_a_reordering_copy(tiny_confi
     cfg = tiny_config()
     images, _ = next(iter(build_splits(cfg).train))
     assert images.shape[1] == 3 and images.is_contiguous(memory_format=torch.channels_last)
-    dev = make_device(cfg.trainer)
+    dev = make_device(trainer_settings(cfg.trainer))
     assert dev.images(images).data_ptr() == images.data_ptr()  # CPU, channels-last: no copy
-    contiguous = make_device(tiny_config("trainer.channels_last=false").trainer).images(images)
+    contiguous = make_device(
+        trainer_settings(tiny_config("trainer.channels_last=false").trainer)
+    ).images(images)
     assert contiguous.is_contiguous() and torch.equal(contiguous, images)
 
 

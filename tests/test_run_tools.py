@@ -344,8 +344,10 @@ def test_a_checkpoint_written_before_the_package_layout_still_loads(tmp_path):
     shutil.copytree(LEGACY, run)
     expected = json.loads((run / "summary.json").read_text())["test"]
     result = evaluate_tool(f"run={run}", "split=test")
+    # Its trainer.precision is auto: bf16 on a CPU with AMX, fp32 where it was made. A few pixels
+    # of this untrained model's argmax can then differ (seen: mIoU 0.16722 against 0.16726).
     for key, value in expected.items():
-        assert result[key] == value, key
+        assert result[key] == pytest.approx(value, abs=1e-3), key
     images = tmp_path / "images"
     write_split(load_run(run, device="cpu"), "test", tmp_path / "data")
     shutil.copytree(tmp_path / "data" / "images", images)

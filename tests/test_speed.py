@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from segexp.config.build import build
+from segexp.config.trainer import trainer_settings
 from segexp.data.loaders import build_splits
 from segexp.models.wrapper import SegmentationModel
 from segexp.runtime.device import cpu_has_native_bf16, make_device, seed_everything
@@ -41,17 +42,23 @@ def test_switch_trains_and_evaluates(tiny_config, tmp_path, switch):
 
 
 def test_precision_switch_selects_autocast_dtype(tiny_config):
-    assert make_device(tiny_config("trainer.precision=bf16").trainer).amp_dtype == torch.bfloat16
-    assert make_device(tiny_config("trainer.precision=fp16").trainer).amp_dtype == torch.float16
+    assert (
+        make_device(trainer_settings(tiny_config("trainer.precision=bf16").trainer)).amp_dtype
+        == torch.bfloat16
+    )
+    assert (
+        make_device(trainer_settings(tiny_config("trainer.precision=fp16").trainer)).amp_dtype
+        == torch.float16
+    )
     native = torch.bfloat16 if cpu_has_native_bf16() else None  # auto on CPU: bf16 with AMX
-    assert make_device(tiny_config().trainer).amp_dtype == native
+    assert make_device(trainer_settings(tiny_config().trainer)).amp_dtype == native
 
 
 def test_batches_travel_as_uint8_and_the_model_normalises_them(tiny_config):
     cfg = tiny_config()
     images, masks = next(iter(build_splits(cfg).train))
     assert images.dtype == torch.uint8 and masks.dtype == torch.uint8
-    dev = make_device(cfg.trainer)
+    dev = make_device(trainer_settings(cfg.trainer))
     on_device, longs = dev.batch(images, masks)
     assert on_device.dtype == torch.uint8 and longs.dtype == torch.long
     mean = torch.tensor(list(cfg.dataset.mean)).view(1, -1, 1, 1)
@@ -64,7 +71,7 @@ def test_batches_travel_as_uint8_and_the_model_normalises_them(tiny_config):
 
 def test_channels_last_reaches_the_model_input(tiny_config):
     cfg = tiny_config("trainer.channels_last=true")
-    dev = make_device(cfg.trainer)
+    dev = make_device(trainer_settings(cfg.trainer))
     images, _ = dev.batch(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(2, 8, 8))
     assert images.is_contiguous(memory_format=torch.channels_last)
     assert build(cfg.model).normalize(images).is_contiguous(memory_format=torch.channels_last)

@@ -6,16 +6,15 @@ import logging
 import torch
 from torch import nn
 
+from segexp.config.trainer import trainer_settings
 from segexp.models.wrapper import SegmentationModel
-from segexp.runtime.device import Device
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.training.epoch import train_one_epoch
 from segexp.training.experiment import build_experiment, load_run, optimizer_steps
 from segexp.training.fit import fit
 from segexp.training.loggers.fanout import Writers
-from segexp.training.schedulers import warmup_constant
 
-CPU = Device(torch.device("cpu"), None, channels_last=False)
+from .conftest import experiment_from_parts
 
 
 def _net() -> SegmentationModel:
@@ -30,13 +29,14 @@ def _train(
 ) -> tuple[nn.Module, int]:
     model = _net()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    _, _, steps = train_one_epoch(
-        wrap(model), nn.CrossEntropyLoss(), optimizer, warmup_constant(optimizer, 10), scaler,
-        batches, CPU, Writers([]), epoch=1, global_step=0, grad_clip_norm=None,
-        log_every_n_steps=1, num_batches=num_batches, accumulate=accumulate,
+    exp = experiment_from_parts(
+        model, nn.CrossEntropyLoss(), optimizer, train_model=wrap(model),
+        grad_clip_norm=None, log_every_n_steps=1, accumulate_grad_batches=accumulate,
     )  # fmt: skip
-    return model, steps
+    trained = train_one_epoch(
+        exp, batches, Writers([]), epoch=1, global_step=0, num_batches=num_batches
+    )
+    return model, trained.global_step
 
 
 def micro_batches(size: int = 4, count: int = 3) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -62,7 +62,7 @@ def test_accumulated_micro_batches_step_like_one_big_batch():
 
 def test_schedule_counts_optimizer_steps(tiny_config):
     cfg = tiny_config("trainer.accumulate_grad_batches=3")  # 4 batches an epoch: steps of 3, 1
-    assert optimizer_steps(cfg, 4) == 2 * 2
+    assert optimizer_steps(trainer_settings(cfg.trainer), 4) == 2 * 2
     exp = build_experiment(cfg)
     factor = exp.scheduler.lr_lambdas[0]
     assert factor(4) == 0.0 and factor(3) > 0.0  # poly reaches 0 at the last optimizer step

@@ -27,6 +27,7 @@ from segexp.storage.checkpoint import load_checkpoint, save_checkpoint
 from segexp.storage.files import write_json
 from segexp.storage.lock import LOCK_NAME, FolderLock
 from segexp.training import fit as fit_module
+from segexp.training.epoch import TrainedEpoch
 
 from .conftest import REPO, TINY, TINY_RUN, compose_config
 
@@ -118,7 +119,7 @@ BAD_VALUES = {
     "log every 0 steps": (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0"),
     "negative warm-up": (["scheduler.warmup_steps=-3"], "scheduler.warmup_steps=-3"),
     "one class": (["dataset.num_classes=1", "dataset.class_names=null"], "num_classes=1"),
-    "precision as a number": (["trainer.precision=16"], "trainer.precision=16"),
+    "precision as a number": (["trainer.precision=16"], "trainer.precision='16'"),
     "beta of 1": (["optimizer.betas=[1.0,0.999]"], "optimizer.betas=[1.0, 0.999]"),
     "unknown fused setting": (["trainer.fused_optimizer=maybe"], "trainer.fused_optimizer='maybe'"),
 }
@@ -147,7 +148,7 @@ def test_resume_that_is_a_file_is_refused(tmp_path):
 
 def test_a_run_that_trained_nothing_is_failed_not_completed(tmp_path, monkeypatch, capsys):
     def no_step(*args, global_step, **kwargs):  # a loop that got no batch
-        return float("nan"), 0, global_step
+        return TrainedEpoch(float("nan"), 0, global_step)
 
     monkeypatch.setattr(fit_module, "train_one_epoch", no_step)
     run = tmp_path / "run"

@@ -1,7 +1,8 @@
 """Checking config values before any work starts: one clear line per mistake.
 
-Each value's type and range is in the one table of config/schema.py; this module adds what the
-table cannot say (the data folder, relations between keys, encoder names)."""
+Each value's type and range is in the one table of config/schema.py (the trainer's: its object,
+config/trainer.py); this module adds what they cannot say (the data folder, relations between
+keys, encoder names)."""
 
 from pathlib import Path
 
@@ -9,12 +10,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from segexp.config.encoders import check_encoder
 from segexp.config.schema import check_schema
+from segexp.config.trainer import trainer_settings
 from segexp.errors import SegexpError
 
 
 def validate(cfg: DictConfig) -> None:
     """One clear line per mistake, naming the key and the fix, before anything is built."""
     check_schema(cfg)
+    trainer_settings(cfg.trainer)
     dataset = cfg.dataset
     if OmegaConf.is_missing(dataset, "root"):  # ("root" in dataset is False when it is ???)
         raise SegexpError("dataset.root is not set: add dataset.root=/path/to/your/data")

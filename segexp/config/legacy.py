@@ -2,8 +2,10 @@
 
 segexp 0.1 kept a model's constructor arguments and segexp's own keys (size_multiple,
 freeze_encoder_epochs, aux_loss_weight) in one node, the encoder learning-rate multiplier in the
-optimizer node, and some constructors at other import paths. The weights are unchanged: only
-the config that rebuilds the model around them moved.
+optimizer node, and some constructors at other import paths; ``trainer.channels_last`` could be
+"auto" (on CUDA only). The weights are unchanged: only the config that rebuilds the model around
+them moved. Trainer keys a stored config lacks take their defaults (config/trainer.py, which
+brings stored trainer values up to date with ``upgrade_trainer``).
 """
 
 from typing import Any
@@ -28,6 +30,13 @@ def _moved(node: Any) -> Any:
     if isinstance(node, list):
         return [_moved(v) for v in node]
     return node
+
+
+def upgrade_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
+    """A stored ``trainer`` node (plain containers) -> the current settings' values."""
+    if trainer.get("channels_last") == "auto":
+        return {**trainer, "channels_last": False}  # the memory format changes no weight
+    return trainer
 
 
 def upgrade(config: dict[str, Any]) -> dict[str, Any]:

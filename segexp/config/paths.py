@@ -1,9 +1,10 @@
 """Where the config tree is: conf/ beside the package in a checkout, or inside the wheel.
-Importing this module also registers the interpolations the tree uses (config/resolvers.py)."""
+Importing this module also registers what the tree uses besides its files: the interpolations
+(config/resolvers.py) and the trainer's typed schema (config/trainer.py)."""
 
 from pathlib import Path
 
-from segexp.config import resolvers  # noqa: F401  (registers the interpolations conf/ uses)
+from segexp.config import resolvers, trainer  # noqa: F401  (register what conf/ uses)
 
 # A checkout (and an editable install) reads conf/ at the repository's top level, so edits there
 # take effect at once. A wheel ships the same files as the package segexp.conf (pyproject.toml).

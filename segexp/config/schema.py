@@ -1,4 +1,5 @@
 """The one table of what each config value may be: type and range, checked before any work.
+(The trainer's settings are an object with their own ranges: config/trainer.py.)
 
 Each rule names a key (``*`` matches any one key, so a rule covers e.g. every loss term) and
 what the value must be; a wrong value is one line naming the key, the value and what is
@@ -81,10 +82,6 @@ def betas(value: Any, cfg: DictConfig) -> bool:
     )
 
 
-def compile_setting(value: Any, cfg: DictConfig) -> bool:
-    return isinstance(value, bool | str)
-
-
 def size(value: Any, cfg: DictConfig) -> bool:
     """[height, width] of positive integers, or null (whole images)."""
     return value is None or (
@@ -157,35 +154,6 @@ RULES = [
     Rule("loss.losses.*.label_smoothing", "a number from 0 to 1", fraction),
     Rule("loss.gamma", "a number >= 0", number(0)),
     Rule("loss.losses.*.gamma", "a number >= 0", number(0)),
-    Rule("trainer.epochs", "an integer >= 1", integer(1)),
-    Rule("trainer.precision", "auto, bf16, fp16 or fp32", one_of("auto", "bf16", "fp16", "fp32")),
-    Rule("trainer.grad_clip_norm", "a number > 0, or null", number(above=0, null=True)),
-    Rule("trainer.log_every_n_steps", "an integer >= 1", integer(1)),
-    Rule("trainer.overfit_batches", "an integer >= 0", integer(0)),
-    Rule("trainer.limit_train_batches", "an integer >= 1, or null", integer(1, null=True)),
-    Rule("trainer.limit_val_batches", "an integer >= 1, or null", integer(1, null=True)),
-    Rule("trainer.num_preview_images", "an integer >= 0", integer(0)),
-    Rule("trainer.keep_every", "an integer >= 0", integer(0)),
-    Rule("trainer.deterministic", "true or false", boolean),
-    Rule("trainer.channels_last", "true or false", boolean),
-    Rule("trainer.cudnn_benchmark", "true or false", boolean),
-    Rule("trainer.sync_bn", "true or false", boolean),
-    Rule("trainer.fused_optimizer", "auto, true or false", one_of("auto", True, False)),
-    Rule("trainer.compile", "true, false or a torch.compile backend name", compile_setting),
-    Rule("trainer.detect_anomaly", "true or false", boolean),
-    Rule("trainer.num_threads", "auto or an integer >= 1", auto_or(integer(1))),
-    Rule("trainer.accumulate_grad_batches", "an integer >= 1", integer(1)),
-    Rule("trainer.print_config", "true or false", boolean),
-    Rule("trainer.early_stopping.patience", "an integer >= 0, or null", integer(0, null=True)),
-    Rule("trainer.early_stopping.mode", "max or min", one_of("max", "min")),
-    Rule("trainer.early_stopping.min_delta", "a number >= 0", number(0)),
-    Rule("trainer.early_stopping.min_epochs", "an integer >= 0", integer(0)),
-    Rule(
-        "trainer.ema.decay",
-        "a number from 0 to 1, or null",
-        lambda v, c: v is None or fraction(v, c),
-    ),
-    Rule("trainer.ema.warmup", "an integer >= 0", integer(0)),
     Rule(
         "metrics.boundary_tolerance",
         "a number > 0 (pixels, or below 1 a fraction of the diagonal)",

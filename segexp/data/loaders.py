@@ -8,13 +8,15 @@
 Evaluation batches are lists (list_collate); see evaluation/loop.py.
 """
 
+import dataclasses
 import functools
 import itertools
 import os
+import random
 import signal
-from dataclasses import dataclass
 
 import cv2
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, get_worker_info
@@ -29,7 +31,7 @@ from segexp.runtime import distributed
 from segexp.runtime.threads import available_cores
 
 
-@dataclass
+@dataclasses.dataclass
 class Splits:
     """Iterables of (uint8 images, masks) batches and how many batches each yields per pass."""
 
@@ -39,6 +41,15 @@ class Splits:
     train_batches: int
     val_batches: int
     test_batches: int
+    augmentation: object = None  # the train split's random transform (its stream: resume.py)
+
+    def limited(self, train: int | None, val: int | None) -> "Splits":
+        """At most ``train`` / ``val`` batches per pass (None: all)."""
+        return dataclasses.replace(
+            self,
+            train_batches=self.train_batches if train is None else min(self.train_batches, train),
+            val_batches=self.val_batches if val is None else min(self.val_batches, val),
+        )
 
 
 def _seed_augmentation(worker_id: int) -> None:
@@ -52,9 +63,16 @@ def _seed_augmentation(worker_id: int) -> None:
     cv2.setNumThreads(0)
     torch.set_num_threads(1)
     info = get_worker_info()
-    transform = getattr(info.dataset, "transform", None)
-    if transform is not None and hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(torch.initial_seed() % 2**32)
+    seed_transform(getattr(info.dataset, "transform", None), torch.initial_seed() % 2**32)
+
+
+def seed_transform(transform, seed: int) -> None:
+    """One random stream for a whole albumentations pipeline, seeded: every transform in it draws
+    from the pipeline's two generators (albumentations' set_random_seed would give each transform
+    its own generators with the same seed, whose draws move in lockstep), so a checkpoint holds
+    the pipeline's state whole (training/resume.py). Anything else is left as it is."""
+    if transform is not None and hasattr(transform, "set_random_state"):
+        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
 
 def num_workers(setting: int | str) -> int:
@@ -97,10 +115,6 @@ def _loader(dataset: Dataset, cfg: DictConfig, *, train: bool, seed: int, pin: b
     )
 
 
-def _limit(num_batches: int, limit: int | None) -> int:
-    return num_batches if limit is None else min(num_batches, int(limit))
-
-
 def evaluation_transform(cfg: DictConfig):
     """The run's evaluation transform: dataset.eval_resize (or resize), then aug.eval; None
     when it has neither."""
@@ -113,15 +127,12 @@ def training_transform(cfg: DictConfig):
     return with_resize(build(cfg.aug.train), cfg.dataset, evaluation=False)
 
 
-def build_splits(cfg: DictConfig, pin_memory: bool = False) -> Splits:
-    eval_tf = evaluation_transform(cfg)
-    # trainer.overfit_batches: the same pixels every epoch, so no augmentation.
-    train_tf = eval_tf if cfg.trainer.get("overfit_batches") else training_transform(cfg)
-    if train_tf is not None and hasattr(train_tf, "set_random_seed"):
-        train_tf.set_random_seed(int(cfg.seed))
-    train_set = build(cfg.dataset.train, transform=train_tf)
-    val_set = build(cfg.dataset.val, transform=eval_tf)
-    test_set = EvaluationSamples(build(cfg.dataset.test), eval_tf)
+def _datasets(cfg: DictConfig, train_transform) -> tuple[Dataset, Dataset, Dataset]:
+    """The three splits' datasets, checked for what batching needs."""
+    seed_transform(train_transform, int(cfg.seed))
+    train_set = build(cfg.dataset.train, transform=train_transform)
+    val_set = build(cfg.dataset.val, transform=evaluation_transform(cfg))
+    test_set = EvaluationSamples(build(cfg.dataset.test), evaluation_transform(cfg))
     batch_size = int(cfg.dataset.batch_size)
     for split, dataset in (("train", train_set), ("val", val_set), ("test", test_set)):
         if len(dataset) == 0:
@@ -131,25 +142,28 @@ def build_splits(cfg: DictConfig, pin_memory: bool = False) -> Splits:
             f"dataset.batch_size={batch_size} is larger than the train split ({len(train_set)} "
             "samples) and the last incomplete batch is dropped: lower dataset.batch_size"
         )
-    seed, trainer = int(cfg.seed), cfg.trainer
+    return train_set, val_set, test_set
 
-    def loader(dataset: Dataset, train: bool = False) -> DataLoader:
-        return _loader(dataset, cfg, train=train, seed=seed, pin=pin_memory)
 
-    test = loader(test_set)
-    if trainer.overfit_batches:
-        # The course's sanity check: the same few batches for training and validation.
-        # (not shuffled: the first batches, in order, with the training transform)
-        fixed = list(itertools.islice(loader(train_set), int(trainer.overfit_batches)))
-        ignore_index = int(cfg.dataset.ignore_index)
-        stacked = [pad_collate(list(zip(*batch, strict=True)), ignore_index) for batch in fixed]
-        return Splits(stacked, fixed, test, len(fixed), len(fixed), len(test))
-    train, val = loader(train_set, train=True), loader(val_set)
-    return Splits(
-        train,
-        val,
-        test,
-        _limit(len(train), trainer.limit_train_batches),
-        _limit(len(val), trainer.limit_val_batches),
-        len(test),
-    )
+def build_splits(cfg: DictConfig, pin_memory: bool = False) -> Splits:
+    """Every split as configured: the training transform and sampler on train."""
+    augmentation = training_transform(cfg)
+    train_set, val_set, test_set = _datasets(cfg, augmentation)
+    seed = int(cfg.seed)
+    train = _loader(train_set, cfg, train=True, seed=seed, pin=pin_memory)
+    val = _loader(val_set, cfg, train=False, seed=seed, pin=pin_memory)
+    test = _loader(test_set, cfg, train=False, seed=seed, pin=pin_memory)
+    return Splits(train, val, test, len(train), len(val), len(test), augmentation)
+
+
+def fixed_batches(cfg: DictConfig, count: int, pin_memory: bool = False) -> Splits:
+    """The course's sanity check: the first ``count`` training batches, in order and without
+    augmentation, are both the train split (stacked) and the val split (lists)."""
+    train_set, _, test_set = _datasets(cfg, evaluation_transform(cfg))
+    seed = int(cfg.seed)
+    in_order = _loader(train_set, cfg, train=False, seed=seed, pin=pin_memory)
+    fixed = list(itertools.islice(in_order, count))
+    ignore_index = int(cfg.dataset.ignore_index)
+    stacked = [pad_collate(list(zip(*batch, strict=True)), ignore_index) for batch in fixed]
+    test = _loader(test_set, cfg, train=False, seed=seed, pin=pin_memory)
+    return Splits(stacked, fixed, test, len(fixed), len(fixed), len(test))

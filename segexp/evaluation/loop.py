@@ -34,11 +34,44 @@ PostProcess = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
+class Scoring:
+    """What one pass fills besides ``metrics`` (the model's own predictions, scored)."""
+
+    metrics: SplitMetrics | ConfusionMatrix
+    loss_fn: nn.Module | None = None  # the mean loss (plain whole-image inference only)
+    # postprocess: its predictions are scored in ``post_metrics`` too, side by side
+    postprocess: PostProcess | None = None
+    on_sample: SampleHook | None = None
+    num_preview: int = 0  # [image, target, prediction] of the first samples, for a grid
+    post_metrics: SplitMetrics | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.postprocess is not None:
+            self.post_metrics = self.metrics.empty_like()
+
+    @property
+    def final(self) -> SplitMetrics | ConfusionMatrix:
+        """The metrics of the predictions a pass ends with (post-processed when it is)."""
+        return self.metrics if self.post_metrics is None else self.post_metrics
+
+    def filled(self) -> list:
+        return [m for m in (self.metrics, self.post_metrics) if m is not None]
+
+
+@dataclass
 class Evaluation:
-    """What a pass returns besides the confusion matrix it filled."""
+    """What a pass returns besides the metrics it filled."""
 
     loss: float | None  # mean loss over the batches; None without a loss function or logits
     preview: list[torch.Tensor] = field(default_factory=list)  # [images, targets, predictions]
+
+
+@dataclass
+class ScoredGroup:
+    """Images of one size: each one's prediction and scores at its target's size."""
+
+    predictions: list[torch.Tensor]  # (H, W) class maps
+    scores: list[torch.Tensor]  # (classes, H, W): logits, or probabilities with tiles / TTA
 
 
 def _groups_by_size(images: list[torch.Tensor]) -> list[list[int]]:
@@ -55,87 +88,113 @@ def _image_at(image: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     return resized[0].round().clamp(0, 255).byte()
 
 
+def score_at_model_size(out: torch.Tensor, targets: torch.Tensor, metrics) -> ScoredGroup:
+    """Targets at the size the model answered at (validation): one update for the group."""
+    predictions = out.argmax(dim=1)
+    metrics.update(predictions, targets)
+    return ScoredGroup(list(predictions), list(out))
+
+
+def score_at_label_sizes(
+    out: torch.Tensor, targets: list[torch.Tensor], metrics, options: InferenceOptions
+) -> ScoredGroup:
+    """Targets at their own sizes (the test pass, evaluate): scores mapped to each one first."""
+    scores_at = [at_size(out[k : k + 1], t.shape, options)[0] for k, t in enumerate(targets)]
+    predictions = [s.argmax(dim=0) for s in scores_at]
+    for prediction, target in zip(predictions, targets, strict=True):
+        metrics.update(prediction, target)
+    return ScoredGroup(predictions, scores_at)
+
+
+def _postprocessed(
+    scored: ScoredGroup, scoring: Scoring, images: list, targets: list, options
+) -> ScoredGroup:
+    predictions = [
+        scoring.postprocess(
+            scored.predictions[k],
+            to_probabilities(scored.scores[k][None], options)[0],
+            _image_at(image, target.shape),
+        )
+        for k, (image, target) in enumerate(zip(images, targets, strict=True))
+    ]
+    for prediction, target in zip(predictions, targets, strict=True):
+        scoring.post_metrics.update(prediction, target)
+    return ScoredGroup(predictions, scored.scores)
+
+
+def _score_group(
+    model: nn.Module,
+    images: list[torch.Tensor],
+    targets: list[torch.Tensor],
+    dev: Device,
+    scoring: Scoring,
+    options: InferenceOptions,
+) -> tuple[ScoredGroup, torch.Tensor | None]:
+    """Images of one size through the inference pipeline, scored; and their loss when the
+    targets are at the model's size and inference is a plain pass."""
+    label_sizes = {tuple(t.shape) for t in targets}
+    # Multi-scale TTA averages at the labels' size when the group shares one.
+    size = next(iter(label_sizes)) if len(label_sizes) == 1 else None
+    with dev.autocast():
+        out = scores(model, dev.images(torch.stack(images)), options, size=size)
+    loss = None
+    if label_sizes == {tuple(out.shape[-2:])}:
+        stacked = torch.stack(targets)
+        scored = score_at_model_size(out, stacked, scoring.metrics)
+        if scoring.loss_fn is not None and options.plain:
+            with dev.autocast():
+                loss = scoring.loss_fn(out, stacked).float()
+    else:
+        scored = score_at_label_sizes(out, targets, scoring.metrics, options)
+    if scoring.postprocess is not None:
+        scored = _postprocessed(scored, scoring, images, targets, options)
+    return scored, loss
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
     batches: Iterable,
     dev: Device,
-    metrics: SplitMetrics | ConfusionMatrix,
+    scoring: Scoring,
     *,
     num_batches: int,
     options: InferenceOptions | None = None,
-    loss_fn: nn.Module | None = None,
     desc: str = "val",
-    num_preview: int = 0,
-    on_sample: SampleHook | None = None,
-    postprocess: PostProcess | None = None,
-    post_metrics: SplitMetrics | ConfusionMatrix | None = None,
 ) -> Evaluation:
-    """Fills ``metrics`` (and ``post_metrics`` with ``postprocess``) over the whole split,
-    all-reduced across processes."""
+    """Fills ``scoring``'s metrics over the whole split (``num_batches`` batches), all-reduced
+    across processes."""
     options = options or InferenceOptions()
     model.eval()
-    filled = [metrics] if postprocess is None else [metrics, post_metrics]
-    if any(m is None for m in filled):
-        raise ValueError("postprocess needs post_metrics to fill")
-    for m in filled:
+    for m in scoring.filled():
         m.reset()
     loss_sum = torch.zeros((), device=dev.device)
-    loss_terms = 0
-    index = 0
+    loss_terms = index = 0
     preview: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     bar = tqdm(
         batches, total=num_batches, desc=desc, leave=False, disable=not distributed.is_main()
     )
     for step, (images, masks) in enumerate(interrupt.until_stopped(bar), start=1):
         for group in _groups_by_size(images):
-            x = dev.images(torch.stack([images[i] for i in group]))
+            group_images = [images[i] for i in group]
             targets = [masks[i].to(dev.device, non_blocking=True).long() for i in group]
-            label_sizes = {tuple(t.shape) for t in targets}
-            # Multi-scale TTA averages at the labels' size when the group shares one.
-            size = next(iter(label_sizes)) if len(label_sizes) == 1 else None
-            with dev.autocast():
-                out = scores(model, x, options, size=size)
-            if all(t.shape == out.shape[-2:] for t in targets):
-                stacked = torch.stack(targets)
-                predictions = out.argmax(dim=1)
-                metrics.update(predictions, stacked)
-                label_scores = list(out)
-                if loss_fn is not None and options.plain:
-                    with dev.autocast():
-                        loss_sum += loss_fn(out, stacked).float()
-                    loss_terms += 1
-            else:
-                label_scores = [
-                    at_size(out[k : k + 1], t.shape, options)[0] for k, t in enumerate(targets)
-                ]
-                predictions = [s.argmax(dim=0) for s in label_scores]
-                for prediction, target in zip(predictions, targets, strict=True):
-                    metrics.update(prediction, target)
-            if postprocess is not None:
-                predictions = [
-                    postprocess(
-                        predictions[k],
-                        to_probabilities(label_scores[k][None], options)[0],
-                        _image_at(images[i], targets[k].shape),
-                    )
-                    for k, i in enumerate(group)
-                ]
-                for prediction, target in zip(predictions, targets, strict=True):
-                    post_metrics.update(prediction, target)
+            scored, loss = _score_group(model, group_images, targets, dev, scoring, options)
+            if loss is not None:
+                loss_sum += loss
+                loss_terms += 1
             for k, (i, target) in enumerate(zip(group, targets, strict=True)):
-                if on_sample is not None:
-                    on_sample(index + i, predictions[k], target)
-                if len(preview) < num_preview:
-                    preview.append((images[i], target, predictions[k]))
+                if scoring.on_sample is not None:
+                    scoring.on_sample(index + i, scored.predictions[k], target)
+                if len(preview) < scoring.num_preview:
+                    preview.append((images[i], target, scored.predictions[k]))
         index += len(images)
         if step >= num_batches:
             break
     interrupt.check()  # SIGINT/SIGTERM: stop after the batch in flight, score nothing partial
-    for m in filled:
+    for m in scoring.filled():
         m.all_reduce()
     loss = None
-    if loss_fn is not None and options.plain:  # every rank joins the all-reduce
+    if scoring.loss_fn is not None and options.plain:  # every rank joins the all-reduce
         mean = distributed.mean_over_ranks(loss_sum, loss_terms)
         loss = mean if loss_terms else None
     return Evaluation(loss, _stack_preview(preview))

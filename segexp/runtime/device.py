@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
+from segexp.config.trainer import TrainerSettings
 from segexp.errors import SegexpError
 
 
@@ -85,17 +85,10 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def make_device(trainer: DictConfig) -> Device:
-    """From the ``trainer`` config node: device, precision and memory format."""
-    device = resolve_device(str(trainer.device))
-    channels_last = trainer.channels_last
-    if channels_last == "auto":  # the setting's meaning in configs saved before it defaulted on
-        channels_last = device.type == "cuda"
-    return Device(
-        device=device,
-        amp_dtype=autocast_dtype(device, str(trainer.precision)),
-        channels_last=bool(channels_last),
-    )
+def make_device(trainer: TrainerSettings) -> Device:
+    """The trainer's device, precision and memory format."""
+    device = resolve_device(trainer.device)
+    return Device(device, autocast_dtype(device, trainer.precision), trainer.channels_last)
 
 
 def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool = True) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from segexp.config.trainer import trainer_settings
 from segexp.sweeps.jobs import Job, Variant
 from segexp.sweeps.paired import Comparison
 
@@ -18,9 +19,11 @@ def shortcuts(job: Job) -> list[str]:
     if job.summary.get("choices", {}).get("trainer") == "debug":
         found.append("trainer=debug")
     config = _config(job.path)
-    trainer = config.get("trainer", {}) if config is not None else {}
+    if config is None:
+        return found
+    trainer = trainer_settings(config.get("trainer"))
     for key in LIMITS:
-        value = trainer.get(key)
+        value = getattr(trainer, key)
         if value:  # null / 0: no limit
             found.append(f"trainer.{key}={value}")
     return found

@@ -9,11 +9,10 @@ import math
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from segexp.errors import SegexpError
+from segexp.config.trainer import EmaSettings
 
 
 class WeightAverage:
@@ -60,11 +59,8 @@ class WeightAverage:
             self.averaged.n_averaged.fill_(1)  # keep these weights as the average's start
 
 
-def build_ema(node: DictConfig | None, model: nn.Module) -> WeightAverage | None:
+def build_ema(settings: EmaSettings, model: nn.Module) -> WeightAverage | None:
     """None unless ``trainer.ema.decay`` is set."""
-    if node is None or node.get("decay") is None:
+    if settings.decay is None:
         return None
-    decay = float(node.decay)
-    if not 0.0 < decay < 1.0:
-        raise SegexpError(f"trainer.ema.decay={decay}: give a value in (0, 1), e.g. 0.999")
-    return WeightAverage(model, decay, int(node.get("warmup") or 0))
+    return WeightAverage(model, settings.decay, settings.warmup)

@@ -2,7 +2,8 @@
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -10,37 +11,37 @@ from tqdm import tqdm
 
 from segexp.errors import SegexpError
 from segexp.runtime import distributed
-from segexp.runtime.device import Device
+from segexp.training.experiment import Experiment
+
+
+@dataclass
+class TrainedEpoch:
+    loss: float  # mean training loss of the epoch's batches
+    images: int  # images seen
+    global_step: int  # optimizer steps since the run began, after this epoch
 
 
 def train_one_epoch(
-    model: nn.Module,
-    loss_fn: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
+    exp: Experiment,
     batches: Iterable,
-    dev: Device,
     writer,
     *,
     epoch: int,
     global_step: int,
-    grad_clip_norm: float | None,
-    log_every_n_steps: int,
     num_batches: int,
-    accumulate: int = 1,
-    on_step: Callable[[], None] | None = None,
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple[float, int, int]:
-    """Returns (mean loss, images seen, global step); reads the loss on the host only to log it.
+) -> TrainedEpoch:
+    """``num_batches`` batches of ``exp``'s training, as its trainer settings say; reads the loss
+    on the host only to log it (every ``trainer.log_every_n_steps`` optimizer steps).
 
-    ``accumulate`` micro-batches make one optimizer step (``global_step`` counts optimizer
-    steps): each loss is divided by the number of micro-batches in its step, so N batches of B
-    give the gradient of one batch of N*B for a loss that averages over the batch. A step never
-    spans two epochs (the last one of an epoch may have fewer micro-batches), so checkpoints at
-    epoch ends stay exact resume points. ``on_step`` runs after each optimizer step (the EMA).
-    ``augment``: photometric augmentation of the uint8 batch on the device (aug.device).
+    ``trainer.accumulate_grad_batches`` micro-batches make one optimizer step (``global_step``
+    counts optimizer steps): each loss is divided by the number of micro-batches in its step, so
+    N batches of B give the gradient of one batch of N*B for a loss that averages over the batch.
+    A step never spans two epochs (the last one of an epoch may have fewer micro-batches), so
+    checkpoints at epoch ends stay exact resume points. The EMA of the weights (``exp.ema``) is
+    updated after each optimizer step; ``exp.device_aug`` augments uint8 batches on the device.
     """
+    model, dev, scaler = exp.train_model, exp.dev, exp.scaler
+    accumulate, log_every = exp.trainer.accumulate_grad_batches, exp.trainer.log_every_n_steps
     model.train()
     loss_sum = torch.zeros((), device=dev.device)
     window_sum = torch.zeros((), device=dev.device)
@@ -54,23 +55,23 @@ def train_one_epoch(
         leave=False,
         disable=not distributed.is_main(),
     )
-    optimizer.zero_grad(set_to_none=True)
+    exp.optimizer.zero_grad(set_to_none=True)
     for index, (images, masks) in enumerate(progress):
         first = index - index % accumulate  # this step's first micro-batch
         in_step = min(accumulate, num_batches - first)
         last = index == first + in_step - 1
         images, masks = dev.batch(images, masks)
-        if augment is not None:
-            images = augment(images)
+        if exp.device_aug is not None:
+            images = exp.device_aug(images)
         with _sync_gradients(model, last):
             with dev.autocast():
-                loss = loss_fn(model(images), masks)
+                loss = exp.loss_fn(model(images), masks)
             scaler.scale(loss / in_step if in_step > 1 else loss).backward()
         if last:
-            _optimizer_step(model, optimizer, scheduler, scaler, grad_clip_norm)
+            _optimizer_step(exp)
             global_step += 1
-            if on_step is not None:
-                on_step()
+            if exp.ema is not None:
+                exp.ema.update()
         step_loss, counted = _countable(loss.detach().float(), scaler.is_enabled())
         loss_sum += step_loss
         window_sum += step_loss
@@ -78,19 +79,19 @@ def train_one_epoch(
         window_count += counted
         steps += 1
         images_seen += images.shape[0]
-        if last and global_step % log_every_n_steps == 0:
+        if last and global_step % log_every == 0:
             window_loss = _mean(window_sum, window_count)
-            check_finite(window_loss, epoch, global_step, optimizer)
+            check_finite(window_loss, epoch, global_step, exp.optimizer)
             writer.add_scalar("train/loss", window_loss, global_step)
-            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], global_step)
+            writer.add_scalar("train/lr", exp.optimizer.param_groups[0]["lr"], global_step)
             progress.set_postfix(loss=f"{window_loss:.4f}")
             window_sum.zero_()
             window_count.zero_()
         if steps >= num_batches:
             break
     mean_loss = _mean(loss_sum, loss_count) if steps else 0.0
-    check_finite(mean_loss, epoch, global_step, optimizer)
-    return mean_loss, images_seen, global_step
+    check_finite(mean_loss, epoch, global_step, exp.optimizer)
+    return TrainedEpoch(mean_loss, images_seen, global_step)
 
 
 def _sync_gradients(model: nn.Module, last: bool):
@@ -100,13 +101,14 @@ def _sync_gradients(model: nn.Module, last: bool):
     return contextlib.nullcontext() if last or no_sync is None else no_sync()
 
 
-def _optimizer_step(model, optimizer, scheduler, scaler, grad_clip_norm) -> None:
-    if grad_clip_norm:
+def _optimizer_step(exp: Experiment) -> None:
+    optimizer, scaler, clip = exp.optimizer, exp.scaler, exp.trainer.grad_clip_norm
+    if clip:
         scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+        nn.utils.clip_grad_norm_(exp.train_model.parameters(), clip)
     scaler.step(optimizer)
     scaler.update()
-    scheduler.step()
+    exp.scheduler.step()
     optimizer.zero_grad(set_to_none=True)
 
 

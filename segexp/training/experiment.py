@@ -4,6 +4,7 @@
 ``benchmarks/`` call, so a model is never built, moved or wrapped in two different ways.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,14 +15,17 @@ from torch import nn
 
 from segexp.config.build import build, class_names
 from segexp.config.legacy import upgrade
+from segexp.config.trainer import TrainerSettings, trainer_settings
 from segexp.data.device_aug import DevicePhotometric
-from segexp.data.loaders import Splits, build_splits
+from segexp.data.loaders import Splits, build_splits, fixed_batches
 from segexp.errors import SegexpError
 from segexp.losses.auxiliary import WithAuxiliary
 from segexp.metrics.split import SplitMetrics
 from segexp.models.wrapper import SegmentationModel
 from segexp.runtime import distributed
-from segexp.runtime.device import Device, make_device
+from segexp.runtime.allocator import retain_freed_memory
+from segexp.runtime.device import Device, make_device, seed_everything
+from segexp.runtime.threads import set_threads
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.training.early_stopping import EarlyStopping, build_early_stopping
 from segexp.training.ema import WeightAverage, build_ema
@@ -32,6 +36,7 @@ from segexp.training.schedulers import warmup_constant
 @dataclass
 class Experiment:
     cfg: DictConfig
+    trainer: TrainerSettings  # cfg.trainer as the checked object the loop reads
     dev: Device
     model: SegmentationModel  # the plain module: weights, checkpoints, inference
     train_model: nn.Module  # what a training step calls (DDP-wrapped and/or compiled)
@@ -64,55 +69,69 @@ def build_model(cfg: DictConfig, dev: Device) -> SegmentationModel:
     return model.to(memory_format=torch.channels_last) if dev.channels_last else model
 
 
-def build_experiment(cfg: DictConfig, *, training: bool = True) -> Experiment:
-    """Model, loss and metrics; with ``training``, also the data, the optimizer, the schedule
-    and the AMP scaler, and the model prepared for the process group and torch.compile."""
-    dev = make_device(cfg.trainer)
+def build_experiment(
+    cfg: DictConfig, *, training: bool = True, device: str | None = None, parallel_jobs: int = 1
+) -> Experiment:
+    """Model, loss and metrics on the trainer's device (or ``device``); with ``training``, first
+    this process's threads (``parallel_jobs``: runs a sweep launcher executes beside it), seeds
+    and anomaly detection, then also the data, the optimizer, the schedule and the AMP scaler,
+    and the model prepared for the process group and torch.compile."""
+    trainer = trainer_settings(cfg.trainer)
+    if device is not None:
+        trainer = dataclasses.replace(trainer, device=device)
+    dev = make_device(trainer)
+    if training:
+        set_threads(trainer.num_threads, parallel_jobs)
+        retain_freed_memory()
+        seed_everything(int(cfg.seed), trainer.deterministic, trainer.cudnn_benchmark)
+        torch.autograd.set_detect_anomaly(trainer.detect_anomaly)
     model = build_model(cfg, dev)
-    num_classes, ignore_index = int(cfg.dataset.num_classes), int(cfg.dataset.ignore_index)
     loss_fn = WithAuxiliary(build(cfg.loss), model.aux_loss_weight).to(dev.device)
     tolerance = OmegaConf.select(cfg, "metrics.boundary_tolerance", default=2)
+    num_classes, ignore_index = int(cfg.dataset.num_classes), int(cfg.dataset.ignore_index)
     metrics = SplitMetrics(num_classes, ignore_index, tolerance, device=dev.device)
     names = class_names(cfg.dataset)
     if not training:
         model.eval()
-        return Experiment(cfg, dev, model, model, model, loss_fn, metrics, names)
-    trainer = cfg.trainer
-    splits = build_splits(cfg, pin_memory=dev.device.type == "cuda")
-    model, train_model = distributed.prepare_model(model, bool(trainer.get("sync_bn", False)))
+        return Experiment(cfg, trainer, dev, model, model, model, loss_fn, metrics, names)
+    splits = build_data(cfg, trainer, pin_memory=dev.device.type == "cuda")
+    model, train_model = distributed.prepare_model(model, trainer.sync_bn)
     train_model = maybe_compile(train_model, trainer.compile)
     eval_model = train_model if not distributed.is_initialized() else model
     optimizer = build_optimizer(cfg.optimizer, model, trainer.fused_optimizer)
-    scheduler = build_scheduler(cfg, optimizer, optimizer_steps(cfg, splits.train_batches))
+    steps = optimizer_steps(trainer, splits.train_batches)
+    scheduler = build_scheduler(cfg, trainer, optimizer, steps)
     scaler = torch.amp.GradScaler(dev.device.type, enabled=dev.amp_dtype == torch.float16)
     device_aug = build(cfg.aug.device) if cfg.aug.get("device") is not None else None
     if device_aug is not None:
         device_aug.seed(int(cfg.seed) + distributed.rank(), dev.device)
     return Experiment(
-        cfg, dev, model, train_model, eval_model, loss_fn, metrics, names,
+        cfg, trainer, dev, model, train_model, eval_model, loss_fn, metrics, names,
         splits, optimizer, scheduler, scaler,
-        build_ema(trainer.get("ema"), model), build_early_stopping(trainer.get("early_stopping")),
-        device_aug,
+        build_ema(trainer.ema, model), build_early_stopping(trainer.early_stopping), device_aug,
     )  # fmt: skip
 
 
-def accumulation(cfg: DictConfig) -> int:
-    """trainer.accumulate_grad_batches: micro-batches per optimizer step."""
-    n = cfg.trainer.get("accumulate_grad_batches") or 1
-    if int(n) < 1:
-        raise SegexpError(f"trainer.accumulate_grad_batches={n}: use 1 (off) or more")
-    return int(n)
+def build_data(cfg: DictConfig, trainer: TrainerSettings, pin_memory: bool = False) -> Splits:
+    """The splits as the trainer uses them: the same few batches under overfit_batches, else
+    every split with at most limit_train_batches / limit_val_batches per pass."""
+    if trainer.overfit_batches:
+        return fixed_batches(cfg, trainer.overfit_batches, pin_memory)
+    splits = build_splits(cfg, pin_memory)
+    return splits.limited(trainer.limit_train_batches, trainer.limit_val_batches)
 
 
-def optimizer_steps(cfg: DictConfig, train_batches: int) -> int:
+def optimizer_steps(trainer: TrainerSettings, train_batches: int) -> int:
     """The run's optimizer steps, what the schedule is sized by (a step never spans epochs)."""
-    return int(cfg.trainer.epochs) * math.ceil(train_batches / accumulation(cfg))
+    return trainer.epochs * math.ceil(train_batches / trainer.accumulate_grad_batches)
 
 
-def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, total_steps: int):
+def build_scheduler(
+    cfg: DictConfig, trainer: TrainerSettings, optimizer: torch.optim.Optimizer, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """The configured schedule; under trainer.overfit_batches the optimizer's own lr, constant
     and without warm-up: a schedule sized for full runs starves a sanity check of a few steps."""
-    if cfg.trainer.get("overfit_batches"):
+    if trainer.overfit_batches:
         return warmup_constant(optimizer, total_steps)
     return build(cfg.scheduler)(optimizer=optimizer, total_steps=total_steps)
 
@@ -144,16 +163,15 @@ def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
     return path if path.is_absolute() or path.exists() else run_dir / path
 
 
-def stored_config(state: dict, device: str = "auto") -> DictConfig:
+def stored_config(state: dict) -> DictConfig:
     """The run's resolved config from a checkpoint, in the current layout (config/legacy.py),
-    set to rebuild the trained model: no pretrained file is read again, and only the device
-    may change (the run's own precision and memory format reproduce its numbers)."""
+    set to rebuild the trained model: no pretrained file is read again (the run's own precision
+    and memory format reproduce its numbers)."""
     cfg = OmegaConf.create(upgrade(state["config"]))
     net = cfg.model.net
     for key in ("weights", "encoder_weights"):
         if key in net:
             net[key] = None
-    cfg.trainer.device = device
     return cfg
 
 
@@ -171,6 +189,6 @@ def load_run(run: str | Path, checkpoint: str = "best", device: str = "auto") ->
     state = load_checkpoint(path)
     if "config" not in state or "model" not in state:
         raise SegexpError(f"{path} is not a segexp checkpoint (no 'config' or 'model' entry)")
-    experiment = build_experiment(stored_config(state, device), training=False)
+    experiment = build_experiment(stored_config(state), training=False, device=device)
     experiment.model.load_state_dict(state["model"])
     return LoadedRun(run_dir, path, experiment)

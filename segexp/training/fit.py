@@ -3,6 +3,7 @@
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +18,17 @@ from segexp.config.tree import config_tree
 from segexp.data.checks import preflight
 from segexp.data.class_weights import resolve_auto_class_weights
 from segexp.errors import SegexpError
-from segexp.evaluation.loop import evaluate
+from segexp.evaluation.loop import Scoring, evaluate
 from segexp.evaluation.outputs import confusion_figure
 from segexp.evaluation.postprocess import build_postprocess
 from segexp.metrics.per_image import PerImageScores
 from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
 from segexp.runtime import distributed, interrupt
-from segexp.runtime.allocator import retain_freed_memory
-from segexp.runtime.device import seed_everything
-from segexp.runtime.threads import set_threads
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.storage.files import write_json
 from segexp.training.epoch import train_one_epoch
-from segexp.training.experiment import Experiment, accumulation, build_experiment
+from segexp.training.experiment import Experiment, build_experiment
 from segexp.training.loggers import log_hparams, log_metrics, open_writer
 from segexp.training.resume import Progress, restore, save_epoch, training_state
 from segexp.training.transfer import freeze_schedule
@@ -73,30 +71,18 @@ def fit(
     ``parallel_jobs``: runs a sweep launcher executes beside this one (for num_threads=auto).
     ``sweep_job``: one job of a multirun (the sweep folder gets the HParams experiment record)."""
     cfg = prepare_config(cfg)
-    threads = set_threads(cfg.trainer.get("num_threads", "auto"), parallel_jobs)
-    retain_freed_memory()
     run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
     started = time.perf_counter()
-    seed_everything(int(cfg.seed), bool(cfg.trainer.deterministic), cfg.trainer.cudnn_benchmark)
-    torch.autograd.set_detect_anomaly(bool(cfg.trainer.get("detect_anomaly", False)))
-    exp = build_experiment(cfg)
+    exp = build_experiment(cfg, parallel_jobs=parallel_jobs)
     stats = model_stats(exp.model, int(cfg.dataset.in_channels), _image_size(cfg), exp.dev.device)
-    if cfg.trainer.get("print_config", True) and distributed.is_main():
-        header = {"run folder": str(run_dir), "device": f"{exp.dev.device} ({exp.dev.precision})"}
-        log.info("config\n%s", config_tree(cfg, header))
+    announce(exp, run_dir, stats)
     progress = restore(run_dir / "checkpoints" / "last.pt", exp)
     if on_start is not None:
         on_start()
     writer = open_writer(cfg.logger, run_dir, progress.global_step if progress.epoch else None)
     if not progress.epoch:
         record_start(exp, run_dir, writer, stats)
-    log.info(
-        "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d CPU threads "
-        "| %d batches per epoch",
-        cfg.model.net._target_, stats["num_parameters"] / 1e6, stats["gflops"],
-        exp.dev.device, exp.dev.precision, threads, exp.splits.train_batches,
-    )  # fmt: skip
-    for epoch in range(progress.epoch + 1, int(cfg.trainer.epochs) + 1):
+    for epoch in range(progress.epoch + 1, exp.trainer.epochs + 1):
         if progress.early_stopping.get("stopped_epoch"):
             break  # resumed after the epoch that stopped it
         started = run_epoch(exp, epoch, progress, writer, run_dir, started)
@@ -115,6 +101,19 @@ def fit(
             metrics_table(finals),
         )
     return summary
+
+
+def announce(exp: Experiment, run_dir: Path, stats: dict[str, Any]) -> None:
+    """The resolved config as a tree (trainer.print_config) and one line on model and device."""
+    if exp.trainer.print_config and distributed.is_main():
+        header = {"run folder": str(run_dir), "device": f"{exp.dev.device} ({exp.dev.precision})"}
+        log.info("config\n%s", config_tree(exp.cfg, header))
+    log.info(
+        "model %s: %.2fM parameters, %s GFLOPs | device %s | precision %s | %d CPU threads "
+        "| %d batches per epoch",
+        exp.cfg.model.net._target_, stats["num_parameters"] / 1e6, stats["gflops"],
+        exp.dev.device, exp.dev.precision, torch.get_num_threads(), exp.splits.train_batches,
+    )  # fmt: skip
 
 
 def _as_code(text: str) -> str:
@@ -142,69 +141,97 @@ def record_start(exp: Experiment, run_dir: Path, writer, stats: dict[str, Any]) 
 def run_epoch(
     exp: Experiment, epoch: int, progress: Progress, writer, run_dir: Path, started: float
 ) -> float:
-    """Train one epoch, validate, checkpoint; returns the time the next epoch's clock starts."""
-    cfg, splits = exp.cfg, exp.splits
-    interrupt.check()
-    freeze_schedule(exp.model, epoch, writer)
-    epoch_start = time.perf_counter()
-    distributed.set_epoch(splits.train, epoch)
-    steps_before = progress.global_step
-    train_loss, seen, progress.global_step = train_one_epoch(
-        exp.train_model, exp.loss_fn, exp.optimizer, exp.scheduler, exp.scaler,
-        interrupt.until_stopped(splits.train), exp.dev, writer,
-        epoch=epoch, global_step=progress.global_step,
-        grad_clip_norm=cfg.trainer.grad_clip_norm,
-        log_every_n_steps=int(cfg.trainer.log_every_n_steps),
-        num_batches=splits.train_batches, accumulate=accumulation(cfg),
-        on_step=None if exp.ema is None else exp.ema.update, augment=exp.device_aug,
-    )  # fmt: skip
-    interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
-    if progress.global_step == steps_before:
-        raise SegexpError(
-            f"epoch {epoch} ran no optimizer step (trainer.limit_train_batches="
-            f"{cfg.trainer.get('limit_train_batches')}, {splits.train_batches} train batches): "
-            "nothing was trained; give the train split at least one batch"
-        )
-    epoch_seconds = time.perf_counter() - epoch_start
-    progress.train_seconds += epoch_seconds
-    progress.images_seen += seen
-    writer.add_scalar("train/images_per_s", seen / max(epoch_seconds, 1e-9), epoch)
-    writer.add_scalar("train/epoch_seconds", epoch_seconds, epoch)
-    distributed.sync_buffers(exp.model)
-    result = evaluate(
-        exp.scored_model, splits.val, exp.dev, exp.metrics,
-        num_batches=splits.val_batches, loss_fn=exp.loss_fn,
-        num_preview=int(cfg.trainer.num_preview_images),
-    )  # fmt: skip
-    val = exp.metrics.compute(exp.class_names)
-    writer.add_scalar("train/epoch_loss", train_loss, epoch)
-    log_metrics(writer, "val", val, result.loss, epoch)
-    log_confusion(writer, "visuals/val", exp.metrics.matrix, exp.class_names, epoch)
-    if result.preview:
-        colours = dataset_palette(cfg.dataset)
-        grid = titled_grid(preview_grid(*result.preview, colours), exp.class_names, colours)
-        writer.add_image("visuals/val_image_truth_prediction", grid, epoch)
-    improved = val["mIoU"] > progress.best_miou
-    if improved:
-        progress.best_miou, progress.best_epoch, progress.best_val = val["mIoU"], epoch, val
-    if exp.early_stopping is not None:
-        value = exp.early_stopping.value(val, result.loss)
-        progress.early_stopping = exp.early_stopping.update(progress.early_stopping, value, epoch)
-    progress.epoch = epoch
+    """Train one epoch, validate, record; returns the time the next epoch's clock starts."""
+    train_loss = train_epoch(exp, epoch, progress, writer)
+    val = validate_epoch(exp, epoch, writer)
+    improved = track_best(exp, epoch, progress, val)
     progress.elapsed_seconds += time.perf_counter() - started
-    writer.flush()  # everything logged up to this checkpoint is on disk before it
-    if distributed.is_main():
-        state = training_state(exp, progress)
-        keep_every = int(cfg.trainer.get("keep_every", 0))
-        save_epoch(state, run_dir / "checkpoints", improved=improved, keep_every=keep_every)
+    record_epoch(exp, progress, writer, run_dir, improved)
     log.info(
         "epoch %d/%d  train loss %.4f  val loss %s  mIoU %.4f  mDice %.4f  (best %.4f @ %d)",
-        epoch, int(cfg.trainer.epochs), train_loss, _fmt(result.loss), val["mIoU"],
-        val["mDice"], progress.best_miou, progress.best_epoch,
+        epoch, exp.trainer.epochs, train_loss, _fmt(val.loss), val.metrics["mIoU"],
+        val.metrics["mDice"], progress.best_miou, progress.best_epoch,
     )  # fmt: skip
     if progress.early_stopping.get("stopped_epoch"):
         log.info("early stopping at epoch %d: %s", epoch, stop_reason(exp, progress))
     return time.perf_counter()
+
+
+def train_epoch(exp: Experiment, epoch: int, progress: Progress, writer) -> float:
+    """One epoch of training; its steps, images and time go into ``progress`` and the loggers.
+    Returns the epoch's mean loss."""
+    interrupt.check()
+    freeze_schedule(exp.model, epoch, writer)
+    epoch_start = time.perf_counter()
+    distributed.set_epoch(exp.splits.train, epoch)
+    trained = train_one_epoch(
+        exp, interrupt.until_stopped(exp.splits.train), writer,
+        epoch=epoch, global_step=progress.global_step, num_batches=exp.splits.train_batches,
+    )  # fmt: skip
+    interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
+    if trained.global_step == progress.global_step:
+        raise SegexpError(
+            f"epoch {epoch} ran no optimizer step (trainer.limit_train_batches="
+            f"{exp.trainer.limit_train_batches}, {exp.splits.train_batches} train batches): "
+            "nothing was trained; give the train split at least one batch"
+        )
+    seconds = time.perf_counter() - epoch_start
+    progress.global_step = trained.global_step
+    progress.train_seconds += seconds
+    progress.images_seen += trained.images
+    writer.add_scalar("train/images_per_s", trained.images / max(seconds, 1e-9), epoch)
+    writer.add_scalar("train/epoch_seconds", seconds, epoch)
+    writer.add_scalar("train/epoch_loss", trained.loss, epoch)
+    return trained.loss
+
+
+@dataclass
+class Validation:
+    metrics: dict[str, Any]  # SplitMetrics.compute
+    loss: float | None
+
+
+def validate_epoch(exp: Experiment, epoch: int, writer) -> Validation:
+    """The val split scored with the weights validation uses; metrics, the confusion matrix and
+    the preview grid go to the loggers."""
+    distributed.sync_buffers(exp.model)
+    scoring = Scoring(exp.metrics, loss_fn=exp.loss_fn, num_preview=exp.trainer.num_preview_images)
+    result = evaluate(
+        exp.scored_model, exp.splits.val, exp.dev, scoring, num_batches=exp.splits.val_batches
+    )
+    val = exp.metrics.compute(exp.class_names)
+    log_metrics(writer, "val", val, result.loss, epoch)
+    log_confusion(writer, "visuals/val", exp.metrics.matrix, exp.class_names, epoch)
+    if result.preview:
+        colours = dataset_palette(exp.cfg.dataset)
+        grid = titled_grid(preview_grid(*result.preview, colours), exp.class_names, colours)
+        writer.add_image("visuals/val_image_truth_prediction", grid, epoch)
+    return Validation(val, result.loss)
+
+
+def track_best(exp: Experiment, epoch: int, progress: Progress, val: Validation) -> bool:
+    """The best epoch so far (val mIoU) and early stopping's state; whether this one is best."""
+    improved = val.metrics["mIoU"] > progress.best_miou
+    if improved:
+        progress.best_miou, progress.best_epoch, progress.best_val = (
+            val.metrics["mIoU"], epoch, val.metrics,
+        )  # fmt: skip
+    if exp.early_stopping is not None:
+        value = exp.early_stopping.value(val.metrics, val.loss)
+        progress.early_stopping = exp.early_stopping.update(progress.early_stopping, value, epoch)
+    progress.epoch = epoch
+    return improved
+
+
+def record_epoch(
+    exp: Experiment, progress: Progress, writer, run_dir: Path, improved: bool
+) -> None:
+    """Everything logged so far on disk, then the epoch's checkpoints (rank 0)."""
+    writer.flush()  # everything logged up to this checkpoint is on disk before it
+    if distributed.is_main():
+        state = training_state(exp, progress)
+        folder = run_dir / "checkpoints"
+        save_epoch(state, folder, improved=improved, keep_every=exp.trainer.keep_every)
 
 
 def log_confusion(writer, group: str, matrix: torch.Tensor, names: list[str], step: int) -> None:
@@ -236,17 +263,16 @@ def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress
     postprocess = build_postprocess(test_cfg.get("postprocess"))
     num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.metrics.ignore_index
     per_image = PerImageScores(num_classes, ignore_index)
-    post_metrics = None if postprocess is None else exp.metrics.empty_like()
+    scoring = Scoring(exp.metrics, postprocess=postprocess, on_sample=per_image)
     evaluate(
-        exp.eval_model, exp.splits.test, exp.dev, exp.metrics,
-        num_batches=exp.splits.test_batches, desc="test",
-        on_sample=per_image, options=options, postprocess=postprocess, post_metrics=post_metrics,
+        exp.eval_model, exp.splits.test, exp.dev, scoring,
+        num_batches=exp.splits.test_batches, options=options, desc="test",
     )  # fmt: skip
     test = exp.metrics.compute(exp.class_names)
-    if post_metrics is not None:
-        test = {**post_metrics.compute(exp.class_names), "without_postprocess": test}
-    final = post_metrics if post_metrics is not None else exp.metrics
-    log_confusion(writer, FINAL_TEST, final.matrix, exp.class_names, progress.best_epoch)
+    if scoring.post_metrics is not None:
+        test = {**scoring.post_metrics.compute(exp.class_names), "without_postprocess": test}
+    matrix = scoring.final.matrix
+    log_confusion(writer, FINAL_TEST, matrix, exp.class_names, progress.best_epoch)
     if distributed.is_main():  # under torchrun each rank scored its shard: rank 0's file is partial
         ids = exp.splits.test.dataset.names
         per_image.write_csv(run_dir / "per_image.csv", exp.class_names, ids)
@@ -267,12 +293,14 @@ def make_summary(
         **run_info,
         "run_dir": str(run_dir),
         "best_epoch": progress.best_epoch,
-        "epochs": int(exp.cfg.trainer.epochs),
+        "epochs": exp.trainer.epochs,
         "epochs_run": progress.epoch,
         "stopped_early": None
         if (reason := stop_reason(exp, progress)) is None
         else {"epoch": progress.epoch, "reason": reason},
         "ema": exp.ema is not None,
+        "exact_resume": not progress.inexact_resume,
+        "inexact_resume": progress.inexact_resume,
         "train_time_s": round(progress.elapsed_seconds, 2),
         "images_per_s": round(progress.images_seen * world / max(progress.train_seconds, 1e-9), 2),
         "world_size": world,

@@ -2,13 +2,18 @@
 
 A checkpoint is written at the end of every epoch. It carries the optimizer, scheduler and AMP
 scaler states, the counters, the best metric so far and every random stream (Python, NumPy,
-torch, CUDA, the DataLoader generators and the augmentation pipeline's generators), so that a run
+torch, CUDA, the DataLoader generators and the augmentation pipeline's stream), so that a run
 resumed from ``last.pt`` repeats exactly what the uninterrupted run would have done next.
+
+Where that cannot hold (the augmentation changed or runs in worker processes, another device or
+thread count), the resume says so in one warning and the run records it: summary.json's
+``exact_resume`` is false and ``inexact_resume`` says why. Only public APIs are used to put state
+back (``load_state_dict``, albumentations' ``set_random_state``, generators' ``set_state``).
 """
 
+import hashlib
 import logging
 import random
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +25,7 @@ from torch.utils.data import DataLoader
 
 import segexp
 from segexp.config.legacy import upgrade
+from segexp.config.trainer import trainer_settings
 from segexp.errors import SegexpError
 from segexp.storage.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint
 
@@ -42,6 +48,8 @@ class Progress:
     train_seconds: float = 0.0
     elapsed_seconds: float = 0.0  # wall clock of earlier sessions, up to their last checkpoint
     early_stopping: dict[str, Any] = field(default_factory=dict)  # training/early_stopping.py
+    # Why a resume of this run was not exact (summary.json "exact_resume" is true when empty).
+    inexact_resume: list[str] = field(default_factory=list)
 
 
 def _loaders(splits) -> dict[str, DataLoader]:
@@ -52,20 +60,42 @@ def _loaders(splits) -> dict[str, DataLoader]:
     }
 
 
-def _augmentations(splits) -> Iterator[Any]:
-    """The train pipeline and every transform in it (albumentations seeds each one)."""
-    loader = getattr(splits, "train", None)
-    stack = [getattr(getattr(loader, "dataset", None), "transform", None)]
-    while stack:
-        transform = stack.pop(0)
-        if transform is None:
-            continue
-        if hasattr(transform, "random_generator") and hasattr(transform, "py_random"):
-            yield transform
-        stack.extend(getattr(transform, "transforms", []) or [])
+def _fingerprint(transform: Any) -> str:
+    """Which pipeline a random state belongs to: albumentations' repr lists every transform and
+    its parameters."""
+    return hashlib.sha256(repr(transform).encode()).hexdigest()[:16]
 
 
-def capture_rng(splits) -> dict[str, Any]:
+def _augmentation_state(transform: Any) -> dict[str, Any] | None:
+    """The pipeline's one random stream (data/loaders.py seed_transform), or None."""
+    if transform is None or not hasattr(transform, "set_random_state"):
+        return None
+    return {
+        "pipeline": _fingerprint(transform),
+        "numpy": transform.random_generator.bit_generator.state,
+        "python": transform.py_random.getstate(),
+    }
+
+
+def _restore_augmentation(saved: Any, transform: Any) -> list[str]:
+    """Put the pipeline's stream back; what could not be restored, as reasons."""
+    current = _augmentation_state(transform)
+    if saved is None and current is None:
+        return []
+    if not isinstance(saved, dict) or current is None or saved["pipeline"] != current["pipeline"]:
+        return [
+            "the training augmentation (aug.train, dataset.resize) differs from the one last.pt "
+            "was written with, so its random stream starts afresh"
+        ]
+    numpy_generator = np.random.default_rng()
+    numpy_generator.bit_generator.state = saved["numpy"]
+    python_random = random.Random()
+    python_random.setstate(_as_tuple(saved["python"]))
+    transform.set_random_state(numpy_generator, python_random)
+    return []
+
+
+def capture_rng(exp: "Experiment") -> dict[str, Any]:
     """Every random stream as tensors and plain containers (loadable with weights_only)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
@@ -73,31 +103,40 @@ def capture_rng(splits) -> dict[str, Any]:
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "loaders": {name: dl.generator.get_state() for name, dl in _loaders(splits).items()},
-        "augmentation": [
-            [t.random_generator.bit_generator.state, t.py_random.getstate()]
-            for t in _augmentations(splits)
-        ],
+        "loaders": {name: dl.generator.get_state() for name, dl in _loaders(exp.splits).items()},
+        "augmentation": _augmentation_state(exp.splits.augmentation),
+        **({} if exp.device_aug is None else {"device_aug": exp.device_aug.state()}),
     }
 
 
-def restore_rng(state: dict[str, Any], splits) -> None:
+def restore_rng(state: dict[str, Any], exp: "Experiment") -> list[str]:
+    """Every random stream back as ``capture_rng`` saw it; what could not be, as reasons."""
     random.setstate(_as_tuple(state["python"]))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    for name, loader in _loaders(splits).items():
+    reasons = []
+    for name, loader in _loaders(exp.splits).items():
         if name in state["loaders"]:
             loader.generator.set_state(state["loaders"][name])
-    transforms = list(_augmentations(splits))
-    if len(transforms) == len(state["augmentation"]):
-        for transform, (numpy_state, python_state) in zip(
-            transforms, state["augmentation"], strict=True
-        ):
-            transform.random_generator.bit_generator.state = numpy_state
-            transform.py_random.setstate(_as_tuple(python_state))
+        else:
+            reasons.append(f"last.pt holds no random state of the {name} loader")
+    reasons += _restore_augmentation(state.get("augmentation"), exp.splits.augmentation)
+    if exp.device_aug is not None:
+        if "device_aug" in state:
+            exp.device_aug.set_state(state["device_aug"])
+        else:
+            reasons.append("aug.device was off when last.pt was written")
+    workers = getattr(exp.splits.train, "num_workers", 0)
+    if workers and exp.splits.augmentation is not None:
+        reasons.append(
+            f"dataset.num_workers={workers}: the augmentation's random streams live in the "
+            "loader's worker processes, which no checkpoint holds (dataset.num_workers=0 "
+            "resumes exactly)"
+        )
+    return reasons
 
 
 def _as_tuple(value: Any) -> Any:
@@ -118,14 +157,12 @@ def training_state(exp: "Experiment", progress: Progress) -> dict[str, Any]:
         "global_step": progress.global_step,
         "best_miou": progress.best_miou,
         "progress": asdict(progress),
-        "rng": {**capture_rng(exp.splits), **_device_aug_state(exp)},
+        "rng": capture_rng(exp),
         "config": OmegaConf.to_container(exp.cfg, resolve=True),
         "segexp_version": segexp.__version__,
+        "device": str(exp.dev.device),
+        "num_threads": torch.get_num_threads(),
     }
-
-
-def _device_aug_state(exp: "Experiment") -> dict[str, Any]:
-    return {"device_aug": exp.device_aug.state()} if exp.device_aug is not None else {}
 
 
 def save_epoch(state: dict[str, Any], folder: Path, *, improved: bool, keep_every: int) -> None:
@@ -160,12 +197,27 @@ def restore(path: Path, exp: "Experiment") -> Progress:
     apply_hyperparameters(exp.optimizer, exp.scheduler, configured)
     exp.scaler.load_state_dict(state["scaler"])
     progress = Progress(**state["progress"])
-    restore_rng(state["rng"], exp.splits)
+    reasons = restore_rng(state["rng"], exp) + _machine_changes(state, exp)
     _remove_leftovers(path.parent)  # only now: a refused checkpoint leaves the folder as it was
-    if exp.device_aug is not None and "device_aug" in state["rng"]:
-        exp.device_aug.set_state(state["rng"]["device_aug"])
     log.info("resuming from %s: epoch %d done, step %d", path, progress.epoch, progress.global_step)
+    if reasons:
+        log.warning("this resume is not exact: %s", "; ".join(reasons))
+        progress.inexact_resume += [f"epoch {progress.epoch}: {r}" for r in reasons]
     return progress
+
+
+def _machine_changes(state: dict[str, Any], exp: "Experiment") -> list[str]:
+    """Differences in where the numbers are computed (checkpoints since this version say)."""
+    reasons = []
+    device, threads = state.get("device"), state.get("num_threads")
+    if device is not None and device != str(exp.dev.device):
+        reasons.append(f"last.pt was written on {device}, this session runs on {exp.dev.device}")
+    elif exp.dev.device.type == "cpu" and threads not in (None, torch.get_num_threads()):
+        reasons.append(
+            f"{threads} CPU threads wrote last.pt, {torch.get_num_threads()} continue "
+            "(sums can round differently; trainer.num_threads fixes the count)"
+        )
+    return reasons
 
 
 def _remove_leftovers(folder: Path) -> None:
@@ -189,7 +241,6 @@ def apply_hyperparameters(optimizer, scheduler, configured: list[tuple[float, An
             lambdas = getattr(scheduler, "lr_lambdas", None)  # LambdaLR: every segexp schedule
             factor = lambdas[i](scheduler.last_epoch) if lambdas else group["lr"] / (old or base)
             group["lr"] = base * factor
-    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 # --- `python -m segexp resume=<run folder>` ------------------------------------------------
@@ -278,10 +329,10 @@ def resume_config(
         if isinstance(value, DictConfig | ListConfig):
             value = OmegaConf.to_container(value, resolve=True)
         OmegaConf.update(saved, key, value, merge=False, force_add=True)
-    done = int(state.get("epoch", 0))
-    if int(saved.trainer.epochs) < done:
+    done, epochs = int(state.get("epoch", 0)), trainer_settings(saved.trainer).epochs
+    if epochs < done:
         raise SegexpError(
-            f"trainer.epochs={saved.trainer.epochs} but {done} epochs of {cfg.resume} are already "
+            f"trainer.epochs={epochs} but {done} epochs of {cfg.resume} are already "
             f"trained: give trainer.epochs={done} or more"
         )
     saved.resume = None

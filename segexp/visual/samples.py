@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from segexp.config.build import build, class_names
-from segexp.data.loaders import training_transform
+from segexp.data.loaders import seed_transform, training_transform
 from segexp.visual.colours import dataset_palette, legend, overlay, palette
 
 TILE = 128  # small images are enlarged (nearest neighbour) so that the overlay stays readable
@@ -61,8 +61,7 @@ def write_sample_preview(
     stream that training uses.
     """
     transform = training_transform(cfg)
-    if transform is not None and hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(int(cfg.seed) + 1)
+    seed_transform(transform, int(cfg.seed) + 1)
     if dataset is None:
         dataset = build(cfg.dataset.train, transform=transform)
     else:
