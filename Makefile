@@ -1,11 +1,12 @@
 # Quick start: `make run` (set up, then the main job), `make test` (set up, then the tests).
+# Everyday work: `make test-fast` (the tests not marked slow: under a minute).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # torch/torchvision: the newest builds that this project's machines install from local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test lint format clean
+.PHONY: setup run test test-fast lint format clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +22,9 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .
