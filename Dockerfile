@@ -20,8 +20,10 @@ RUN useradd --create-home --uid 1000 segexp
 WORKDIR /workspace/segexp
 # Dependencies first, so that editing the code does not invalidate this layer.
 COPY pyproject.toml README.md ./
+# (The packages pyproject.toml lists, as empty folders, conf/ for segexp.conf: what a build needs.)
 RUN pip install $TORCH \
-    && mkdir -p segexp conf && touch segexp/__init__.py conf/__init__.py \
+    && python -c "import pathlib, tomllib; [pathlib.Path(*p.split('.')).mkdir(parents=True, exist_ok=True) for p in tomllib.load(open('pyproject.toml', 'rb'))['tool']['setuptools']['packages']]" \
+    && mv segexp/conf conf && touch segexp/__init__.py conf/__init__.py \
     && pip install ".[export,sweep,bench]" \
     && pip uninstall -y segexp && rm -rf segexp conf build
 COPY segexp ./segexp

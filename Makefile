@@ -6,15 +6,18 @@ BIN := $(VENV)/bin
 # torch/torchvision: the newest builds that this project's machines install from local disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test test-fast lint format clean
+.PHONY: setup run test test-fast test-all lint format clean
 
 setup: $(VENV)/.installed
 
+# segexp goes in twice: first a copy with its dependencies, then itself editable in place of the
+# copy, with -qq because setuptools prints a notice box for every editable install.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q ".[dev]"
+	$(BIN)/python -m pip install -qq --no-deps -e .
 	touch $@
 
 run: setup
@@ -25,6 +28,12 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The whole suite with every optional extra, the CRF post-processor's too (built from source).
+test-all: setup
+	$(BIN)/python -m pip install -q ".[crf]"
+	$(BIN)/python -m pip install -qq --no-deps -e .
+	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .

@@ -31,6 +31,7 @@ import throughput
 
 from segexp.config.build import build
 from segexp.data.decode import read_image
+from segexp.data.loaders import seed_transform
 
 POLICIES = ("none", "light", "strong", "strong_device")
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = {"opencv_default_threads": cv2.getNumThreads()}
         for label, threads in (("before", cv2.getNumThreads()), ("after", 0)):
             cv2.setNumThreads(threads)
-            dataset.transform.set_random_seed(0)  # the same draws in both measurements
+            seed_transform(dataset.transform, 0)  # the same draws in both measurements
             seconds = cpu_seconds_per_sample(dataset, list(range(args.samples)))
             per_worker = 1 / seconds
             with_decode = 1 / (seconds + decode)

@@ -42,7 +42,6 @@ import importlib.metadata
 import itertools
 import json
 import math
-import multiprocessing
 import os
 import platform
 import re
@@ -52,7 +51,6 @@ import time
 from pathlib import Path
 
 import albumentations
-import numpy as np
 import segmentation_models_pytorch
 import torch
 import torchvision
@@ -64,7 +62,6 @@ from torchvision.transforms import functional as TF
 from segexp.config.build import build
 from segexp.config.paths import CONFIG_DIR
 from segexp.config.trainer import trainer_settings
-from segexp.data.synthetic import SPLIT_IDS, generate_scene
 from segexp.runtime.device import make_device, seed_everything
 from segexp.runtime.threads import available_cores
 from segexp.training.epoch import train_one_epoch
@@ -157,30 +154,10 @@ def compose_config(args: argparse.Namespace) -> object:
         return compose(config_name="config", overrides=overrides)
 
 
-_SCENES: dict[tuple, dict] = {}  # generated scenes, shared by every loop and config
-
-
-def _scene(args: tuple) -> tuple:
-    (split, seed, height, width), index = args
-    rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
-    return generate_scene(rng, height, width)
-
-
 def prefill(dataset) -> None:
     """Generate every synthetic scene before timing (scene generation is not part of a loop;
-    file datasets decode PNGs in the loader instead, see docs/performance.md), once per
-    process and in parallel: a 512x512 scene costs about 45 ms of CPU."""
-    key = (dataset.split, dataset.seed, dataset.height, dataset.width)
-    cache = _SCENES.setdefault(key, {})
-    missing = [index for index in range(len(dataset)) if index not in cache]
-    processes = min(available_cores(), 32)
-    if len(missing) > 64 and processes > 2:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            scenes = pool.map(_scene, [(key, index) for index in missing], chunksize=8)
-        cache.update(zip(missing, scenes, strict=True))
-    else:
-        cache.update((index, _scene((key, index))) for index in missing)
-    dataset._cache = cache
+    file datasets decode PNGs in the loader instead, see docs/performance.md)."""
+    dataset.prefill(processes=min(available_cores(), 32))
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,11 +1,12 @@
 """Photometric augmentation on the device, on the uint8 training batch (config: `aug.device`).
 
-At 512x512 the photometric part of `aug=strong` costs the CPU about 12 ms per image when it
-fires (GaussNoise 9.4 ms, ColorJitter 2.2 ms, blur 0.6 ms): a GPU step of 16 images would need
-a dozen cores just for it. On the device the same transforms take a few elementwise passes over
-the whole batch. Geometric transforms (crops, flips, affine, elastic) stay in albumentations,
-where image and mask move together. Written with plain torch ops (no kornia dependency): three
-transforms with per-image random parameters, drawn from the augmentation's own generator.
+At 512x512 the photometric part of `aug=strong` (GaussNoise above all) is the costliest work of
+a loader worker: a GPU step of 16 images would need many cores just for it (docs/performance.md,
+"The input pipeline at 512x512"). On the device the same transforms take a few elementwise
+passes over the whole batch. Geometric transforms (crops, flips, affine, elastic) stay in
+albumentations, where image and mask move together. Written with plain torch ops (no kornia
+dependency): three transforms with per-image random parameters, drawn from the augmentation's
+own generator.
 
 Seeded and resumable like the CPU path: the generator lives on the batch's device, is seeded
 from the run's seed, and its state is saved in every checkpoint (training/resume.py).

@@ -19,7 +19,7 @@ def _hwc(image: np.ndarray) -> np.ndarray:
 def _chw_tensor(image: np.ndarray) -> torch.Tensor:
     """(C, H, W) view of an (H, W, C) copy: channels-last strides, as decoded. A copy because
     decoded arrays may be read-only or shared with a dataset's cache; in HWC order because
-    that is a plain memcpy (8x cheaper than a transposing copy at 512x512)."""
+    that is a plain memcpy, where a transposing copy would gather strided values."""
     return torch.tensor(_hwc(image)).permute(2, 0, 1)
 
 

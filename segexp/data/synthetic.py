@@ -7,6 +7,7 @@ pixels to a fifth of the image, threads are 3 pixels wide, and background textur
 shading and sensor noise keep a colour threshold from working.
 """
 
+import multiprocessing
 from collections.abc import Sequence
 
 import numpy as np
@@ -98,6 +99,12 @@ def generate_scene(
     return np.clip(image, 0, 255).astype(np.uint8), mask
 
 
+def _scene(recipe: tuple) -> Sample:
+    seed, split_id, index, height, width, object_probs = recipe
+    rng = np.random.default_rng([seed, split_id, index])
+    return generate_scene(rng, height, width, object_probs=object_probs)
+
+
 class SyntheticSegmentation(Dataset):
     """A fixed, reproducible split: sample ``i`` of ``split`` is the same on every machine."""
 
@@ -130,13 +137,25 @@ class SyntheticSegmentation(Dataset):
     def __len__(self) -> int:
         return self.num_samples
 
+    def _recipe(self, index: int) -> tuple:
+        return (self.seed, SPLIT_IDS[self.split], index, self.height, self.width, self.object_probs)
+
     def load(self, index: int) -> Sample:
         if index not in self._cache:
-            rng = np.random.default_rng([self.seed, SPLIT_IDS[self.split], index])
-            self._cache[index] = generate_scene(
-                rng, self.height, self.width, object_probs=self.object_probs
-            )
+            self._cache[index] = _scene(self._recipe(index))
         return self._cache[index]
+
+    def prefill(self, processes: int = 1) -> None:
+        """Generate every scene now, in ``processes`` forked processes when there are many:
+        a benchmark then times its loader, not the scene generator."""
+        missing = [index for index in range(len(self)) if index not in self._cache]
+        recipes = [self._recipe(index) for index in missing]
+        if processes > 1 and len(missing) > 64:
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                scenes = pool.map(_scene, recipes, chunksize=8)
+        else:
+            scenes = [_scene(recipe) for recipe in recipes]
+        self._cache.update(zip(missing, scenes, strict=True))
 
     def __getitem__(self, index: int):
         image, mask = self.load(index)

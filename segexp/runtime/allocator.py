@@ -3,9 +3,8 @@
 A CPU training step allocates and frees the same activations every step. glibc's malloc hands
 large freed blocks back to the kernel (blocks above its mmap threshold, and a heap top above its
 trim threshold), so the next step touches fresh pages, each one a page fault that the kernel
-zero-fills: 4.0 million faults in the default run, about a fifth of its step time (a step of the
-default U-Net on 2 threads: 57-67 ms before, 48 ms after; docs/performance.md). PyTorch's CPU
-performance guide recommends preloading jemalloc or tcmalloc for this; ``mallopt`` obtains the
+zero-fills: a large share of a small model's step time (docs/performance.md measures it). PyTorch's
+CPU performance guide recommends preloading jemalloc or tcmalloc for this; ``mallopt`` obtains the
 same reuse from the allocator already loaded, with nothing to install.
 
 The cost: the process keeps its peak heap until it exits, instead of shrinking after it.

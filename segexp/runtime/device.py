@@ -58,10 +58,9 @@ def resolve_device(name: str) -> torch.device:
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware tiles (Intel AMX-BF16).
 
-    Only AMX counts: on a CPU with AVX512-BF16 but no AMX, bf16 autocast was measured slower
-    than fp32 (training step 1.2x, evaluation 1.2x the CPU time; docs/performance.md), and
-    without either, bf16 is emulated. torch's capability string says "AMX" on AMX machines;
-    the kernel's flags are read as well.
+    Only AMX counts: on a CPU with AVX512-BF16 but no AMX, bf16 autocast is slower than fp32
+    (docs/performance.md), and without either, bf16 is emulated. torch's capability string says
+    "AMX" on AMX machines; the kernel's flags are read as well.
     """
     if "AMX" in torch.backends.cpu.get_cpu_capability():
         return True
@@ -97,6 +96,6 @@ def seed_everything(seed: int, deterministic: bool, cudnn_benchmark: bool = True
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic
     torch.backends.cudnn.deterministic = deterministic
-    # Called only on a change: use_deterministic_algorithms imports inductor's config (~1 s).
+    # Called only on a change: use_deterministic_algorithms imports inductor's config, slowly.
     if torch.are_deterministic_algorithms_enabled() != deterministic:
         torch.use_deterministic_algorithms(deterministic, warn_only=True)

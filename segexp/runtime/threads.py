@@ -1,8 +1,8 @@
 """How many CPU threads torch may use: `trainer.num_threads` (auto or a number).
 
 The policy of ``auto`` (docs/performance.md): OpenMP threads busy-wait for each other, so on a
-core shared with another busy process one step can take ten times as long as with fewer threads
-(measured: 8.4 s against 0.71 s on a loaded 2-core machine). ``auto`` therefore takes
+core shared with another busy process one step can take many times as long as with fewer
+threads (docs/performance.md has the measurement). ``auto`` therefore takes
 
 1. the cores this process may run on (``os.sched_getaffinity``, which follows taskset, cgroups'
    cpusets and SLURM's binding), divided by the processes started beside it on this node

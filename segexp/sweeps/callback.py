@@ -44,7 +44,7 @@ class SweepReport(Callback):
 
     def _report(self, config: DictConfig) -> None:
         # Imported here: Hydra builds this callback for single runs too, which should not pay
-        # for the report's statistics (scipy.stats: about 0.5 s of every run's start-up).
+        # for the report's statistics (importing scipy.stats is a noticeable part of start-up).
         from segexp.sweeps.report import failure_line, write_report
 
         sweep_dir = Path(str(config.hydra.sweep.dir))

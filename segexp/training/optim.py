@@ -25,8 +25,8 @@ def _accepts_fused(factory: Callable) -> bool:
 def make_optimizer(factory: Callable, params: Iterable, fused: bool | str) -> torch.optim.Optimizer:
     """Build the optimizer, with its fused (one kernel for all parameters) implementation when
     ``fused`` is true or "auto" and the optimizer has one for its parameters' device. "auto"
-    falls back quietly where this torch has no such kernel (CPU kernels came with torch 2.4);
-    on 2 CPU threads, fused AdamW steps the default U-Net in 0.4 ms instead of 2.1 ms."""
+    falls back quietly where this torch has no such kernel (CPU kernels came with torch 2.4).
+    One kernel instead of one per parameter tensor: docs/performance.md has the difference."""
     params = list(params)
     if fused and _accepts_fused(factory):  # "auto" or true
         try:
