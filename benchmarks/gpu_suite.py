@@ -58,7 +58,7 @@ def stages(args: argparse.Namespace) -> list[tuple[str, object]]:
             "8",
             "--loops",
             "segexp,plain",
-        ]  # fmt: skip; Lightning's row: tests/test_speed.py
+        ]  # fmt: skip; Lightning's row: tests/benchmarks/test_throughput.py
         main_model, others, switches = TINY_MODEL, [], SWITCHES_OFF[1:2]
     else:
         workers = max(1, available_cores() - 2)  # two cores left for the training process

@@ -1,4 +1,7 @@
+"""Fixtures and helpers shared by the test folders: tiny configs and runs, command lines, ports."""
+
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +13,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch
+import torch.distributed as dist
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 
+from segexp.config.build import build
 from segexp.config.paths import CONFIG_DIR
 from segexp.config.trainer import TrainerSettings
+from segexp.data.synthetic import SyntheticSegmentation
 from segexp.runtime.device import Device
+from segexp.storage.checkpoint import load_checkpoint, save_checkpoint
 from segexp.training.experiment import Experiment
+from segexp.training.fit import fit
 from segexp.training.schedulers import warmup_constant
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +107,21 @@ def run_cli(*args: str, cwd: Path, module: str = "segexp") -> subprocess.Complet
     )
 
 
+def segexp_cli(*args: str) -> int:
+    """``python -m segexp ARGS`` in this process (the same path as the console command)."""
+    from segexp.train import cli
+
+    argv = sys.argv
+    sys.argv = ["segexp", *args]
+    try:
+        cli()
+        return 0
+    except SystemExit as err:
+        return int(err.code or 0)
+    finally:
+        sys.argv = argv
+
+
 def tool_config(name: str, *overrides: str) -> DictConfig:
     """The config a tool (evaluate, predict, export, report, audit) composes from its command
     line, e.g. ``tool_config("evaluate", "run=...", "split=val")``."""
@@ -121,3 +145,73 @@ def export_tool(*overrides: str) -> Path:
     from segexp.export import export_run
 
     return export_run(tool_config("export", *overrides))
+
+
+# Two processes on the CPU (torchrun, or torch.multiprocessing with the gloo backend).
+# 9 validation samples: 5 on rank 0, 4 on rank 1, so padding by repetition would show.
+DISTRIBUTED_RUN = [*TINY, "dataset.val.num_samples=9"]
+needs_gloo = pytest.mark.skipif(not dist.is_gloo_available(), reason="torch built without gloo")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Runs for the tools (evaluate, predict, export): trained once per session, read by the tests of
+# several tools.
+
+# The evaluation transform of RESIZED halves the 32 x 32 scenes: the model sees 16 x 16.
+HALF = "aug.eval={_target_: albumentations.Resize, height: 16, width: 16}"
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run")
+    fit(compose_config([*TINY, "trainer.epochs=1", "logger=none"]), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def resized_run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("resized")
+    fit(compose_config([*TINY, "trainer.epochs=1", "logger=none", HALF]), path)
+    return path
+
+
+def write_split(run, split: str, root) -> list[str]:
+    """The run's synthetic ``split`` written out as images/ and masks/ PNGs."""
+    dataset = run.cfg.dataset
+    data = SyntheticSegmentation(split, dataset[split].num_samples, dataset.image_size)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(len(data)):
+        image, mask = data.load(i)
+        Image.fromarray(image).save(root / "images" / f"{data.names[i]}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{data.names[i]}.png")
+    return data.names
+
+
+def untrained_run(folder, overrides: list[str]):
+    """A run folder whose best.pt holds a freshly initialised model: enough for export."""
+    cfg = compose_config(overrides)
+    torch.manual_seed(0)
+    model = build(cfg.model)
+    model.eval()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        model.train()(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
+    state = {"model": model.state_dict(), "config": OmegaConf.to_container(cfg, resolve=True)}
+    save_checkpoint(state, folder / "checkpoints" / "best.pt")
+    return folder
+
+
+def speckled_run(folder):
+    """An untrained model without its head's bias: speckled predictions of several classes,
+    which multi-scale TTA and post-processing visibly change."""
+    run_dir = untrained_run(folder, [*TINY, "logger=none"])
+    state = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    state["model"]["net.head.bias"].zero_()
+    state["model"]["net.head.weight"].mul_(10)
+    save_checkpoint(state, run_dir / "checkpoints" / "best.pt")
+    return run_dir

@@ -9,23 +9,17 @@ from PIL import Image
 
 from segexp.audit import audit, format_report
 from segexp.data.checks import preflight
-from segexp.data.scan import median_frequency_weights
 from segexp.errors import SegexpError
-
-from .conftest import REPO, compose_config, run_cli
-from .data_factory import make_split_folders
+from tests.conftest import REPO, compose_config, run_cli
+from tests.data_factory import make_split_folders, write_sample
 
 ISBI = REPO.parent / "shared" / "data" / "isbi2012"
+
 needs_isbi = pytest.mark.skipif(not ISBI.is_dir(), reason=f"ISBI 2012 data not found at {ISBI}")
 
 
 def folder_cfg(root: Path, *overrides: str):
     return compose_config(["dataset=folder", f"dataset.root={root}", *overrides])
-
-
-def test_median_frequency_weights_by_hand():
-    # freq = [30/40, 10/20] = [0.75, 0.5]; median 0.625 -> [0.8333, 1.25]; class 2 absent -> 1
-    assert median_frequency_weights([30, 10, 0], [40, 20, 0]) == [0.8333, 1.25, 1.0]
 
 
 def test_audit_counts_values_frequencies_and_image_statistics(tmp_path):
@@ -79,6 +73,7 @@ def test_values_beyond_num_classes_and_ignore_clash_are_fatal(tmp_path):
         preflight(folder_cfg(tmp_path))
 
 
+@pytest.mark.slow
 def test_audit_cli_writes_json_and_exits_non_zero_on_fatal(tmp_path):
     make_split_folders(tmp_path / "data", {"train": 2, "val": 1, "test": 1}, mask_scale=255)
     run_dir = tmp_path / "audit"
@@ -96,6 +91,48 @@ def test_audit_cli_writes_json_and_exits_non_zero_on_fatal(tmp_path):
     assert report["splits"]["train"]["samples"] == 2 and report["fatal"]
 
 
+def _masks(root, masks, size=(20, 20)):
+    for i, mask in enumerate(masks):
+        write_sample(root / "train" / "images", root / "train" / "masks", f"t{i}", mask, seed=i)
+        for split in ("val", "test"):
+            write_sample(root / split / "images", root / split / "masks", f"{split}{i}", mask)
+
+
+def test_audit_treats_a_value_above_the_classes_as_void_and_lists_every_value(tmp_path):
+    mask = np.zeros((20, 20), np.uint8)
+    mask[:10] = 1
+    mask[10:, :5] = 2
+    mask[0, :4] = 3  # void, one above the classes 0..2
+    _masks(tmp_path, [mask, mask])
+    cfg = ["dataset=folder", f"dataset.root={tmp_path}", "dataset.num_classes=3"]
+    fatal = " | ".join(audit(compose_config(cfg))["fatal"])
+    assert "looks like a void label: set dataset.ignore_index=3" in fatal
+    assert fatal.index("ignore_index=3") < fatal.index("num_classes=4")
+    report = audit(compose_config([*cfg, "dataset.ignore_index=3"]))
+    assert report["fatal"] == []
+    table = format_report(report)
+    assert "    3                ignored" in table
+    kinds = {line.split()[0]: line.split()[2] for line in table.splitlines() if " class " in line}
+    assert kinds == {"0": "class", "1": "class", "2": "class"}
+
+
+def test_audit_flags_imbalance_and_prints_the_overrides(tmp_path):
+    mask = np.zeros((20, 20), np.uint8)
+    mask[:10] = 1
+    mask[19, 19] = 2  # 1 of 400 pixels
+    _masks(tmp_path, [mask, mask])
+    report = audit(
+        compose_config(["dataset=folder", f"dataset.root={tmp_path}", "dataset.num_classes=3"])
+    )
+    warning = next(w for w in report["warnings"] if "class imbalance" in w)
+    assert "2 0.25%" in warning
+    assert (
+        "loss.losses.ce.class_weights=auto" in warning and "dataset.sampler=rare_class" in warning
+    )
+    assert report["rare_classes"] == {"2": 0.0025}
+
+
+@pytest.mark.slow
 @needs_isbi
 def test_isbi2012_audit():
     cfg = compose_config(["dataset=isbi2012", f"dataset.root={ISBI}"])

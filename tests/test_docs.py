@@ -3,7 +3,7 @@ resolves (pages other branches add are named here until they land)."""
 
 import re
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 ADDED_ELSEWHERE = {"trust.md", "performance.md", "training.md", "evaluation.md"}
 LINK = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
@@ -25,3 +25,22 @@ def test_readme_is_short_and_links_resolve():
     assert broken == [] and "docs/index.md" in targets
     for page in sorted((REPO / "docs").glob("*.md")):
         assert _broken(page)[0] == [], page.name
+
+
+TEST_REFERENCE = re.compile(r"`(?:tests/)?((?:\w+/)*test_\w+\.py)::(test_\w+)`")
+TEST_FILE = re.compile(r"`(tests/(?:\w+/)*test_\w+\.py)`")
+
+
+def test_every_test_the_pages_name_exists():
+    """The "What happens when..." tables name the test behind each row: it must be there."""
+    missing = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = page.read_text()
+        for path, name in TEST_REFERENCE.findall(text):
+            source = REPO / "tests" / path
+            if not source.is_file() or f"def {name}(" not in source.read_text():
+                missing.append(f"{page.name}: {path}::{name}")
+        missing += [
+            f"{page.name}: {p}" for p in TEST_FILE.findall(text) if not (REPO / p).is_file()
+        ]
+    assert not missing, missing

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 PACKAGE = REPO / "segexp"
 # Lowest first. A module may import its own package and the packages of lower layers only.
@@ -95,6 +95,38 @@ def test_no_import_cycles():
         visit(node)
 
 
+def misplaced_tests(tests: Path) -> list[str]:
+    """Test files under ``tests`` that do not mirror the package (see test_tests_mirror_...)."""
+    entry_modules = LAYERS[-1] - {"__init__", "__main__"}
+    wrong = []
+    for path in sorted(tests.rglob("test_*.py")):
+        relative = path.relative_to(tests)
+        folder, name = relative.parts[:-1], relative.stem.removeprefix("test_")
+        if not folder:
+            fits = name in entry_modules or relative.name in ("test_package.py", "test_docs.py")
+        elif folder[0] in ("end_to_end", "faults"):  # by theme, not by module
+            fits = True
+        elif folder[0] == "benchmarks":
+            fits = len(folder) == 1 and (REPO / "benchmarks" / f"{name}.py").is_file()
+        else:
+            fits = PACKAGE.joinpath(*folder, f"{name}.py").is_file()
+        if not fits:
+            wrong.append(str(relative))
+    wrong += [
+        f"{folder.relative_to(tests)}/ has no __init__.py"
+        for folder in sorted({p.parent for p in tests.rglob("test_*.py")})
+        if not (folder / "__init__.py").is_file()
+    ]
+    return wrong
+
+
+def test_tests_mirror_the_package():
+    """tests/<package>/test_<module>.py for segexp/<package>/<module>.py, test_<entry>.py at the top
+    for an entry point; end_to_end/ and faults/ by theme; benchmarks/ for the benchmark scripts.
+    Every test folder is a package: basenames repeat (data/test_checks.py, ...)."""
+    assert misplaced_tests(REPO / "tests") == []
+
+
 def test_console_scripts_are_declared_for_every_entry_point():
     text = (REPO / "pyproject.toml").read_text()
     section = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]
@@ -110,14 +142,34 @@ def test_console_scripts_are_declared_for_every_entry_point():
 
 
 def test_pyproject_lists_every_subpackage_and_the_configs():
-    text = (REPO / "pyproject.toml").read_text()
-    listed = set(
-        re.findall(r'"(segexp(?:\.\w+)?)"', text.split("packages = [", 1)[1].split("]")[0])
-    )
-    present = {"segexp"} | {f"segexp.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py")}
-    assert listed == present | {"segexp.conf"}
+    block = (REPO / "pyproject.toml").read_text().split("\npackages = [", 1)[1].split("]")[0]
+    listed = set(re.findall(r'"([\w.]+)"', block))
+    packages = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
+    conf = REPO / "conf"
+    groups = {
+        ".".join(("segexp", "conf", *folder.relative_to(conf).parts))
+        for folder in [conf, *conf.rglob("*")]
+        if folder.is_dir() and folder.name != "__pycache__"
+    }
+    assert listed == packages | groups
 
 
+def test_trainer_settings_are_read_from_their_object_only():
+    """cfg.trainer reaches code through trainer_settings (config/trainer.py), never key by key
+    with a default of the reader's own."""
+    by_key = re.compile(r"cfg\.trainer\.\w|trainer\.get\(|\[\"trainer\"\]\[")
+    wrong = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in [*PACKAGE.rglob("*.py"), *(REPO / "benchmarks").rglob("*.py")]
+        # legacy.py brings stored trainer values up to date, for the object; trainer.py is it
+        if path.name not in ("legacy.py", "trainer.py")
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if by_key.search(line)
+    ]
+    assert not wrong, wrong
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("module", TOOLS)
 def test_every_entry_point_has_help_and_prints_its_config(module, tmp_path, monkeypatch, capsys):
     """In-process (the same Hydra code path as the console script, without a new interpreter)."""
@@ -134,6 +186,7 @@ def test_every_entry_point_has_help_and_prints_its_config(module, tmp_path, monk
     assert not list(tmp_path.iterdir())  # neither command wrote anything
 
 
+@pytest.mark.slow
 def test_shell_completion_completes_a_config_key(tmp_path):
     env = {**os.environ, "COMP_LINE": "segexp trainer.ep", "PYTHONPATH": str(REPO)}
     result = subprocess.run(
@@ -144,6 +197,7 @@ def test_shell_completion_completes_a_config_key(tmp_path):
     assert "trainer.epochs=" in result.stdout.split()
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
     source = tmp_path / "source"
     for name in ("pyproject.toml", "README.md"):

@@ -1,0 +1,99 @@
+"""File-system faults: one line naming the path and the fix, and earlier files intact."""
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from segexp.errors import SegexpError
+from segexp.storage import checkpoint
+from segexp.storage.checkpoint import load_checkpoint, save_checkpoint
+from segexp.storage.files import write_json
+from tests.conftest import segexp_cli
+from tests.faults.conftest import QUICK, one_error
+
+
+def test_a_run_folder_path_that_is_a_file(tmp_path, capsys):
+    path = tmp_path / "taken"
+    path.write_text("mine")
+    assert segexp_cli(*QUICK, f"hydra.run.dir={path}") == 1
+    one_error(capsys, f"{path} is a file, not a folder")
+    assert path.read_text() == "mine"
+    assert segexp_cli(*QUICK, f"hydra.run.dir={path}/run") == 1
+    one_error(capsys, f"{path} is a file, not a folder")
+
+
+def test_a_read_only_output_folder(tmp_path, capsys, monkeypatch):
+    real = os.access
+    # Tests may run as root, which writes anywhere: the check asks os.access, as on a read-only
+    # file system, where access(2) says no even to root.
+    monkeypatch.setattr(os, "access", lambda p, mode: real(p, mode) and Path(p) != tmp_path)
+    assert segexp_cli(*QUICK, f"hydra.run.dir={tmp_path}/run") == 1
+    one_error(capsys, f"cannot write into {tmp_path} (read-only or permission denied)")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "code, fix",
+    [
+        (errno.ENOSPC, "the disk is full"),
+        (errno.EFBIG, "too large"),
+        (errno.EROFS, "read-only"),
+        (errno.EACCES, "permission denied"),
+    ],
+)
+def test_a_fault_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, code, fix):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"epoch": 1}, path)
+
+    def failing_save(state, f):
+        f.write(b"PK partial")
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(checkpoint.torch, "save", failing_save)
+    with pytest.raises(SegexpError) as err:
+        save_checkpoint({"epoch": 2}, path)
+    message = str(err.value)
+    assert message.startswith(f"cannot write {path}") and fix in message and "\n" not in message
+    monkeypatch.undo()
+    assert load_checkpoint(path) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_run_is_one_line_and_keeps_epoch_1(tmp_path, monkeypatch, capsys):
+    real, calls = torch.save, []
+
+    def full_after_epoch_1(state, f):
+        calls.append(state["epoch"])
+        if state["epoch"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(state, f)
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_after_epoch_1)
+    run = tmp_path / "run"
+    assert segexp_cli(*QUICK, f"hydra.run.dir={run}") == 1
+    one_error(capsys, "cannot write", "No space left on device", "the disk is full")
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def test_a_fault_in_any_other_write_is_one_line(tmp_path, monkeypatch, capsys):
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "write_text", read_only)  # resolved_config.yaml, at the start
+    run = tmp_path / "run"
+    assert segexp_cli(*QUICK, f"hydra.run.dir={run}") == 1
+    one_error(capsys, "resolved_config.yaml (Read-only file system): the file system is read-only")
+
+
+def test_a_record_under_a_file_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(
+        SegexpError, match=r"cannot write .*file/summary\.json .*a file is in the way"
+    ):
+        write_json({"a": 1}, tmp_path / "file" / "summary.json")
