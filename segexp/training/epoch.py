@@ -43,10 +43,7 @@ def train_one_epoch(
     model, dev, scaler = exp.train_model, exp.dev, exp.scaler
     accumulate, log_every = exp.trainer.accumulate_grad_batches, exp.trainer.log_every_n_steps
     model.train()
-    loss_sum = torch.zeros((), device=dev.device)
-    window_sum = torch.zeros((), device=dev.device)
-    loss_count = torch.zeros((), device=dev.device)
-    window_count = torch.zeros((), device=dev.device)
+    epoch_loss, window_loss = MeanLoss(dev.device), MeanLoss(dev.device)
     steps = images_seen = 0
     progress = tqdm(
         batches,
@@ -72,24 +69,19 @@ def train_one_epoch(
             global_step += 1
             if exp.ema is not None:
                 exp.ema.update()
-        step_loss, counted = _countable(loss.detach().float(), scaler.is_enabled())
-        loss_sum += step_loss
-        window_sum += step_loss
-        loss_count += counted
-        window_count += counted
+        for meter in (epoch_loss, window_loss):
+            meter.add(loss.detach().float(), skippable=scaler.is_enabled())
         steps += 1
         images_seen += images.shape[0]
         if last and global_step % log_every == 0:
-            window_loss = _mean(window_sum, window_count)
-            check_finite(window_loss, epoch, global_step, exp.optimizer)
-            writer.add_scalar("train/loss", window_loss, global_step)
+            logged = window_loss.pop()
+            check_finite(logged, epoch, global_step, exp.optimizer)
+            writer.add_scalar("train/loss", logged, global_step)
             writer.add_scalar("train/lr", exp.optimizer.param_groups[0]["lr"], global_step)
-            progress.set_postfix(loss=f"{window_loss:.4f}")
-            window_sum.zero_()
-            window_count.zero_()
+            progress.set_postfix(loss=f"{logged:.4f}")
         if steps >= num_batches:
             break
-    mean_loss = _mean(loss_sum, loss_count) if steps else 0.0
+    mean_loss = epoch_loss.pop() if steps else 0.0
     check_finite(mean_loss, epoch, global_step, exp.optimizer)
     return TrainedEpoch(mean_loss, images_seen, global_step)
 
@@ -112,19 +104,32 @@ def _optimizer_step(exp: Experiment) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def _countable(loss: torch.Tensor, scaler_enabled: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, 1), or under an fp16 GradScaler (0, 0) for a non-finite loss: the scaler skips
-    that step and lowers its scale, which is routine, not a failure. Stays on the device."""
-    if not scaler_enabled:
-        return loss, torch.ones((), device=loss.device)
-    finite = torch.isfinite(loss)
-    return torch.where(finite, loss, torch.zeros_like(loss)), finite.float()
+class MeanLoss:
+    """A mean of batch losses kept on the device: the host reads it only when it is popped."""
 
+    def __init__(self, device: torch.device) -> None:
+        self.total = torch.zeros((), device=device)
+        self.count = torch.zeros((), device=device)
 
-def _mean(total: torch.Tensor, count: torch.Tensor) -> float:
-    """NaN when every step was skipped: then training has diverged even for the scaler."""
-    n = count.item()
-    return total.item() / n if n else float("nan")
+    def add(self, loss: torch.Tensor, skippable: bool) -> None:
+        """``skippable``: under an fp16 GradScaler a non-finite loss is left out, since the
+        scaler skips that step and lowers its scale, which is routine, not a failure."""
+        if skippable:
+            finite = torch.isfinite(loss)
+            self.total += torch.where(finite, loss, torch.zeros_like(loss))
+            self.count += finite.float()
+        else:
+            self.total += loss
+            self.count += 1
+
+    def pop(self) -> float:
+        """The mean so far, then empty; NaN when every step was skipped: then training has
+        diverged even for the scaler."""
+        n = self.count.item()
+        mean = self.total.item() / n if n else float("nan")
+        self.total.zero_()
+        self.count.zero_()
+        return mean
 
 
 def check_finite(loss: float, epoch: int, step: int, optimizer: torch.optim.Optimizer) -> None:

@@ -2,11 +2,9 @@
 
 import csv
 import json
-import os
 import shutil
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from segexp.metrics.per_image import miou_from_counts, read_per_image_csv
-from tests.conftest import REPO, TINY
+from tests.conftest import TINY, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -25,24 +23,11 @@ SWEEP = [*TINY, "trainer.epochs=1", "aug=none,light", "seed=0,1"]
 JOBS = ["0_aug=none,seed=0", "1_aug=none,seed=1", "2_aug=light,seed=0", "3_aug=light,seed=1"]
 
 
-def run_segexp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`python -m segexp ARGS` importing this checkout's segexp, whatever is installed."""
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run(
-        [sys.executable, "-m", "segexp", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """A 2 x 2 sweep (aug x seed) of tiny runs, run once for the tests below."""
     root = tmp_path_factory.mktemp("sweep")
-    result = run_segexp("--multirun", *SWEEP, f"hydra.sweep.dir={root / 'sweep'}", cwd=root)
+    result = run_cli("--multirun", *SWEEP, f"hydra.sweep.dir={root / 'sweep'}", cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     return root / "sweep", result
 
@@ -128,7 +113,7 @@ def test_resumed_sweep_runs_only_the_jobs_not_completed(sweep, tmp_path):
     (sweep_dir / JOBS[3] / "summary.json").write_text('{"status": "failed", "reason": "killed"}')
     (sweep_dir / "report.md").unlink()
     kept = {n: (sweep_dir / JOBS[n] / "summary.json").read_text() for n in range(3)}
-    result = run_segexp("--multirun", *SWEEP, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    result = run_cli("--multirun", *SWEEP, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     console = result.stdout + result.stderr
     assert console.count("skipped, already completed with this config") == 3
@@ -141,7 +126,7 @@ def test_resumed_sweep_runs_only_the_jobs_not_completed(sweep, tmp_path):
 
 def test_failing_job_does_not_stop_a_parallel_sweep(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    result = run_segexp(
+    result = run_cli(
         "--multirun",
         *TINY,
         "trainer.epochs=1",
