@@ -143,9 +143,9 @@ def trainer_settings(node: DictConfig | dict | None) -> TrainerSettings:
         )
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
+        key = ".".join(["trainer", *filter(None, [getattr(err, "full_key", None)])])
         raise SegexpError(
-            f"trainer.{key}: {err.msg.splitlines()[0]} (the trainer's settings and their types: "
+            f"{key}: {str(err.msg).splitlines()[0]} (the trainer's settings and their types: "
             "segexp/config/trainer.py)"
         ) from None
 
