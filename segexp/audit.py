@@ -10,13 +10,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from segexp.config.build import build, class_names
-from segexp.config.cli import run_tool
-from segexp.config.paths import CONFIG_DIR
+from segexp.config.cli import hydra_app, run_tool
 from segexp.data.class_weights import class_weight_keys
 from segexp.data.layout import SPLITS
 from segexp.data.scan import (
@@ -200,7 +198,7 @@ def run_audit(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="audit")
+@hydra_app("audit", run_folders="outputs")
 def main(cfg: DictConfig) -> None:
     run_tool(interrupt.interruptible(run_audit), cfg)
 

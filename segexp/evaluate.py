@@ -11,13 +11,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from segexp.config.build import build
-from segexp.config.cli import run_tool
-from segexp.config.paths import CONFIG_DIR
+from segexp.config.cli import hydra_app, run_tool
 from segexp.data.checks import check_datasets
 from segexp.data.collate import list_collate
 from segexp.data.folder import FolderSegmentation
@@ -30,8 +28,8 @@ from segexp.evaluation.pipeline import InferenceOptions
 from segexp.evaluation.postprocess import build_postprocess
 from segexp.metrics.table import metrics_table
 from segexp.runtime import interrupt
-from segexp.storage.files import write_json
-from segexp.training.experiment import LoadedRun, load_run
+from segexp.storage.files import check_output, write_json
+from segexp.training.experiment import LoadedRun, checkpoint_path, load_run
 
 log = logging.getLogger("segexp")
 
@@ -68,25 +66,28 @@ def scored_dataset(run: LoadedRun, cfg: DictConfig):
     return EvaluationSamples(data, evaluation_transform(run.cfg))
 
 
-def output_dir(
-    run: LoadedRun, cfg: DictConfig, options: InferenceOptions, postprocess: str | None
-) -> Path:
+def output_dir(cfg: DictConfig, options: InferenceOptions, postprocess: str | None) -> Path:
+    """``output=``, else a folder beside the checkpoint named by what is scored and how."""
     if cfg.output:
         return Path(cfg.output)
+    checkpoint = checkpoint_path(Path(cfg.run), str(cfg.checkpoint))
     source = Path(cfg.data).name if cfg.data else cfg.split
-    tag = f"eval_{run.checkpoint.stem}_{source}"
+    tag = f"eval_{checkpoint.stem}_{source}"
     if options.tta != "none":
         tag += f"_tta-{options.tta}"
     if options.tile is not None:
         tag += "_sliding"
     if postprocess:
         tag += f"_post-{postprocess}"
-    return run.checkpoint.parent / tag
+    return checkpoint.parent / tag
 
 
 def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate as ``cfg`` (conf/evaluate.yaml) says; returns what metrics.json holds."""
     options = build(cfg.inference)
+    postprocess = build_postprocess(cfg.postprocess)
+    post_name = getattr(postprocess, "name", None)
+    out = check_output(output_dir(cfg, options, post_name), "output", folder=True)
     run = load_run(cfg.run, cfg.checkpoint, cfg.device)
     dataset = scored_dataset(run, cfg)
     batch_size = int(cfg.batch_size or run.cfg.dataset.batch_size)
@@ -96,9 +97,6 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         num_workers=num_workers(run.cfg.dataset.num_workers),
         collate_fn=list_collate,
     )
-    postprocess = build_postprocess(cfg.postprocess)
-    post_name = getattr(postprocess, "name", None)
-    out = output_dir(run, cfg, options, post_name)
     on_sample = None
     if cfg.save_predictions:
         (out / "predictions").mkdir(parents=True, exist_ok=True)
@@ -146,7 +144,7 @@ def _save_prediction(folder: Path, names: list[str], index: int, prediction, _ta
     save_class_map(prediction, folder / f"{names[index]}.png")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@hydra_app("evaluate")
 def main(cfg: DictConfig) -> None:
     run_tool(interrupt.interruptible(evaluate_run), cfg)
 

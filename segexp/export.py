@@ -11,17 +11,16 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from segexp.config.cli import run_tool
-from segexp.config.paths import CONFIG_DIR
+from segexp.config.cli import hydra_app, run_tool
 from segexp.errors import SegexpError
 from segexp.runtime import interrupt
-from segexp.training.experiment import load_run
+from segexp.storage.files import check_output
+from segexp.training.experiment import checkpoint_path, load_run
 
 log = logging.getLogger("segexp")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -93,10 +92,10 @@ def export_run(cfg: DictConfig) -> Path:
     fmt = cfg.format
     if fmt not in SUFFIX:
         raise SegexpError(f"format={fmt}: use onnx or torchscript")
+    checkpoint = checkpoint_path(Path(cfg.run), str(cfg.checkpoint))
+    path = Path(cfg.output) if cfg.output else checkpoint.with_suffix(SUFFIX[fmt])
+    check_output(path, "output", folder=False, overwrite=bool(cfg.overwrite))
     run = load_run(cfg.run, cfg.checkpoint, "cpu")
-    path = Path(cfg.output) if cfg.output else run.checkpoint.with_suffix(SUFFIX[fmt])
-    if path.exists() and not cfg.overwrite:
-        raise SegexpError(f"{path} already exists: choose another output= or pass overwrite=true")
     model = run.model.float().eval()
     channels = int(run.cfg.dataset.in_channels)
     height, width = (int(s) for s in run.cfg.dataset.image_size)
@@ -127,7 +126,7 @@ def export_run(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+@hydra_app("export")
 def main(cfg: DictConfig) -> None:
     run_tool(interrupt.interruptible(export_run), cfg)
 

@@ -10,7 +10,6 @@ probs/<stem>.npy (conf/predict.yaml lists every option).
 import logging
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -18,8 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from segexp.config.build import build, class_names
-from segexp.config.cli import run_tool
-from segexp.config.paths import CONFIG_DIR
+from segexp.config.cli import hydra_app, run_tool
 from segexp.data.decode import IMAGE_SUFFIXES, image_size, read_image
 from segexp.data.layout import list_images
 from segexp.data.loaders import evaluation_transform
@@ -29,6 +27,7 @@ from segexp.evaluation.outputs import save_class_map
 from segexp.evaluation.pipeline import predict_image, to_probabilities
 from segexp.evaluation.postprocess import build_postprocess
 from segexp.runtime import interrupt
+from segexp.storage.files import check_output
 from segexp.training.experiment import load_run
 from segexp.visual.colours import dataset_palette, legend, overlay
 
@@ -60,7 +59,7 @@ def input_images(path: Path) -> list[Path]:
 
 
 def output_folders(cfg: DictConfig, images: list[Path]) -> dict[str, Path]:
-    out = Path(cfg.output)
+    out = check_output(cfg.output, "output", folder=True)
     folders = {"masks": out / "masks", "overlays": out / "overlays"}
     if cfg.save_probs:
         folders["probs"] = out / "probs"
@@ -117,7 +116,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     return written
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+@hydra_app("predict")
 def main(cfg: DictConfig) -> None:
     run_tool(interrupt.interruptible(predict), cfg)
 

@@ -4,19 +4,18 @@ report.png; conf/report.yaml lists the options."""
 import logging
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from segexp.config.cli import run_tool
-from segexp.config.paths import CONFIG_DIR
+from segexp.config.cli import hydra_app, run_tool
 from segexp.runtime import interrupt
+from segexp.storage.files import check_output
 from segexp.sweeps.report import failure_line, write_report
 
 log = logging.getLogger("segexp")
 
 
 def report(cfg: DictConfig) -> Path:
-    sweep_dir = Path(cfg.sweep)
+    sweep_dir = check_output(cfg.sweep, "sweep", folder=True)
     jobs = write_report(sweep_dir, int(cfg.replicates))
     log.info("%s", (sweep_dir / "report.md").read_text())
     log.info("written: %s/report.md, report.csv, report.png", sweep_dir)
@@ -26,7 +25,7 @@ def report(cfg: DictConfig) -> Path:
     return sweep_dir / "report.md"
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="report")
+@hydra_app("report")
 def main(cfg: DictConfig) -> None:
     run_tool(interrupt.interruptible(report), cfg)
 

@@ -5,19 +5,17 @@ import logging
 import sys
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from segexp.config.cli import report_error
-from segexp.config.paths import CONFIG_DIR
+from segexp.config.cli import hydra_app, report_error
 from segexp.errors import SegexpError
 from segexp.runtime import distributed, interrupt
 from segexp.runtime.run_folder import RunFolder
 from segexp.runtime.threads import available_cores
 from segexp.storage.checkpoint import last_checkpoint, load_checkpoint
-from segexp.storage.files import check_folder_writable, write_json
+from segexp.storage.files import write_json
 from segexp.storage.run_record import holds_run
 from segexp.sweeps.resume import completed_run, config_hash
 from segexp.training import resume
@@ -92,7 +90,7 @@ def _parallel_jobs() -> int:
     return available_cores() if n_jobs < 0 else n_jobs
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+@hydra_app("config", run_folders="outputs")
 def main(cfg: DictConfig) -> float | None:
     """Returns the best val mIoU, which Hydra's sweepers maximise."""
     hydra_cfg = HydraConfig.get()
@@ -144,24 +142,7 @@ def main(cfg: DictConfig) -> float | None:
     return summary["val"]["mIoU"]
 
 
-def _check_output_folders(args: list[str]) -> None:
-    """The folders Hydra will create, checked before it does (storage/files.py)."""
-    given = dict(arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("-"))
-    multirun = "--multirun" in args or "-m" in args
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    folder = (
-        given.get(key) or given.get("resume") or ("outputs/multirun" if multirun else "outputs")
-    )
-    if "${" not in folder:  # an interpolation is Hydra's to resolve
-        check_folder_writable(folder, key if key in given else "the output folder " + key)
-
-
 def cli() -> None:
     """The ``segexp`` command (and ``python -m segexp``)."""
     sys.argv += distributed.hydra_overrides()  # ranks > 0 under torchrun: Hydra files elsewhere
-    try:
-        _check_output_folders(sys.argv[1:])
-    except SegexpError as err:  # logging is not configured before Hydra runs
-        print(f"[segexp][ERROR] - {err}", file=sys.stderr)
-        sys.exit(1)
     main()

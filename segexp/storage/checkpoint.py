@@ -22,7 +22,14 @@ def save_checkpoint(state: dict[str, Any], path: Path, copies: Iterable[Path] = 
     moment leaves either the previous file or the new one, never a torn one. ``copies`` (e.g.
     best.pt) get the same bytes without a second serialisation."""
     with atomic_write(path, "wb", durable=True, copies=copies) as f:
-        torch.save(state, f)
+        try:
+            torch.save(state, f)
+        except RuntimeError as err:
+            # torch's writer turns the file's own error (a full disk: ENOSPC) into its
+            # "[enforce fail at inline_container.cc] unexpected pos"; the OSError is its context.
+            if isinstance(err.__context__, OSError):
+                raise err.__context__ from None
+            raise
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -121,23 +121,40 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
-def check_folder_writable(path: Path | str, key: str) -> None:
+def check_folder_writable(path: Path | str, key: str, given: Path | str | None = None) -> None:
     """Before anything is written: ``path`` can be (or is) a folder this process may write in.
+    ``given``: the value the user gave, when ``path`` is its folder.
 
     Hydra creates the run folder before segexp runs, so a path through a file, a read-only file
     system or a folder without write permission would otherwise end in Hydra's traceback.
     """
     path = Path(path)
+    shown = f"{key}={given if given is not None else path}"
     for part in [path, *path.parents]:
         if not part.exists():
             continue
         if not part.is_dir():
             raise SegexpError(
-                f"{key}={path}: {part} is a file, not a folder: remove it or give another folder"
+                f"{shown}: {part} is a file, not a folder: remove it or give another folder"
             )
         if not os.access(part, os.W_OK | os.X_OK):
             raise SegexpError(
-                f"{key}={path}: cannot write into {part} (read-only or permission denied): make "
+                f"{shown}: cannot write into {part} (read-only or permission denied): make "
                 f"it writable or give another folder with {key}=<folder>"
             )
         return
+
+
+def check_output(path: Path | str, key: str, *, folder: bool, overwrite: bool = True) -> Path:
+    """What every command checks before its work, for each path it will write (its ``key``): a
+    folder it creates or fills, or a file (never replaced unless ``overwrite``)."""
+    path = Path(path)
+    if folder:
+        check_folder_writable(path, key)
+        return path
+    if path.is_dir():
+        raise SegexpError(f"{key}={path} is a folder: give the path of a file to write")
+    if path.exists() and not overwrite:
+        raise SegexpError(f"{key}={path} already exists: give another {key}= or overwrite=true")
+    check_folder_writable(path.parent, key, given=path)
+    return path

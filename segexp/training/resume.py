@@ -171,7 +171,16 @@ def save_epoch(state: dict[str, Any], folder: Path, *, improved: bool, keep_ever
     copies = [folder / "best.pt"] if improved else []
     if keep_every and state["epoch"] % keep_every == 0:
         copies.append(folder / f"epoch_{state['epoch']:04d}.pt")
-    save_checkpoint(state, folder / "last.pt", copies)
+    last = folder / "last.pt"
+    try:
+        save_checkpoint(state, last, copies)
+    except SegexpError as err:  # a full disk, a read-only folder: what is kept, and what next
+        if not last.is_file():
+            raise
+        raise SegexpError(
+            f"{err}: {resume_command(folder.parent)} (last.pt of epoch {state['epoch'] - 1} "
+            "is intact)"
+        ) from None
 
 
 def restore(path: Path, exp: "Experiment") -> Progress:

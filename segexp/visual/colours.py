@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from PIL import Image, ImageDraw
 
 from segexp.config.build import class_names
-from segexp.errors import SegexpError
+from segexp.config.checks import check_palette
 
 # Distinct colours for the first classes; further classes get reproducible random colours.
 BASE_PALETTE = [
@@ -44,13 +44,7 @@ def palette(
 ) -> torch.Tensor:
     """(num_classes, 3) uint8 colours: ``given`` (checked), else the default palette."""
     if given is not None:
-        colours = np.asarray([list(c) for c in given])
-        if colours.shape != (num_classes, 3) or colours.min() < 0 or colours.max() > 255:
-            raise SegexpError(
-                f"dataset.palette has {len(given)} entries for num_classes={num_classes}: give "
-                "one [r, g, b] (0-255) per class, e.g. [[0, 0, 0], [255, 0, 0]]"
-            )
-        return torch.from_numpy(colours.astype(np.uint8))
+        return torch.tensor(check_palette(given, num_classes), dtype=torch.uint8)
     background = bool(names) and str(names[0]).lower() in BACKGROUND_NAMES
     base = BASE_PALETTE if background else BASE_PALETTE[1:]
     extra = np.random.default_rng(0).integers(0, 256, size=(max(0, num_classes - len(base)), 3))

@@ -5,7 +5,8 @@ import pytest
 from segexp.config.checks import validate
 from segexp.data.loaders import build_splits
 from segexp.errors import SegexpError
-from tests.conftest import TINY, TINY_RUN, compose_config
+from tests.conftest import TINY, TINY_RUN, compose_config, segexp_cli
+from tests.faults.conftest import QUICK, one_error
 
 
 def test_unset_root_is_named():
@@ -24,7 +25,10 @@ BAD_CONFIGS = {
         ["model.net.in_channels=1"],
         r"model\.net\.in_channels=1 but .*in_channels=3",
     ),
-    "unknown encoder": (["+model.net.encoder_name=resnt34"], r"encoder_name=resnt34 .*resnet34"),
+    "unknown encoder": (
+        ["model=smp_unet", "model.net.encoder_name=resnt34"],
+        r"encoder_name=resnt34 .*resnet34",
+    ),
     "unknown precision": (["trainer.precision=fp8"], r"trainer\.precision='fp8'"),
 }
 
@@ -32,8 +36,9 @@ BAD_CONFIGS = {
 @pytest.mark.parametrize("case", list(BAD_CONFIGS))
 def test_bad_config_is_one_line_naming_the_key(case):
     overrides, message = BAD_CONFIGS[case]
+    tiny = [o for o in TINY_RUN if "model=" not in "".join(overrides) or not o.startswith("model.")]
     with pytest.raises(SegexpError, match=message) as err:
-        validate(compose_config([*TINY_RUN, *overrides]))
+        validate(compose_config([*tiny, *overrides]))
     assert "\n" not in str(err.value)
 
 
@@ -98,3 +103,12 @@ def test_resume_that_is_a_file_is_refused(tmp_path):
     path.write_text("x")
     with pytest.raises(SegexpError, match=r"resume=.*notes\.txt.* not allowed: give null or a run"):
         validate(compose_config([*TINY, f"resume={path}"]))
+
+
+def test_a_typo_in_the_test_pass_is_refused_before_training(tmp_path, capsys):
+    """The test pass runs last; its options are checked first (they used to be refused only
+    after training and last.pt)."""
+    run = tmp_path / "run"
+    assert segexp_cli(*QUICK, "test.inference.tta=flp", f"hydra.run.dir={run}") == 1
+    one_error(capsys, "test.inference: inference.tta='flp' is not one of none, flip")
+    assert not (run / "checkpoints").exists()

@@ -63,20 +63,50 @@ def test_a_fault_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monk
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
 
 
+class FullDisk:
+    """A file whose disk fills after ``room`` bytes: writes then fail with ENOSPC, as a real full
+    disk's do, inside torch's own zip writer (which reports them as "unexpected pos")."""
+
+    def __init__(self, file, room: int) -> None:
+        self.file, self.room = file, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def test_torchs_own_error_for_a_full_disk_is_named_as_one(tmp_path, monkeypatch):
+    real = torch.save
+    monkeypatch.setattr(checkpoint.torch, "save", lambda state, f: real(state, FullDisk(f, 100)))
+    with open(tmp_path / "x", "wb") as plain, pytest.raises(RuntimeError, match="unexpected pos"):
+        real({"w": torch.zeros(1000)}, FullDisk(plain, 100))  # what torch itself raises
+    with pytest.raises(SegexpError) as err:
+        save_checkpoint({"w": torch.zeros(1000)}, tmp_path / "last.pt")
+    assert str(err.value).startswith(f"cannot write {tmp_path / 'last.pt'} (No space left")
+    assert "the disk is full" in str(err.value)
+
+
 @pytest.mark.slow
 def test_a_full_disk_during_a_run_is_one_line_and_keeps_epoch_1(tmp_path, monkeypatch, capsys):
-    real, calls = torch.save, []
+    real = torch.save
 
-    def full_after_epoch_1(state, f):
-        calls.append(state["epoch"])
-        if state["epoch"] == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(state, f)
+    def full_at_epoch_2(state, f):
+        real(state, FullDisk(f, 1000) if state["epoch"] == 2 else f)
 
-    monkeypatch.setattr(checkpoint.torch, "save", full_after_epoch_1)
+    monkeypatch.setattr(checkpoint.torch, "save", full_at_epoch_2)
     run = tmp_path / "run"
     assert segexp_cli(*QUICK, f"hydra.run.dir={run}") == 1
-    one_error(capsys, "cannot write", "No space left on device", "the disk is full")
+    one_error(
+        capsys,
+        f"cannot write {run / 'checkpoints' / 'last.pt'} (No space left on device)",
+        "the disk is full",
+        f"python -m segexp resume={run} (last.pt of epoch 1 is intact)",
+    )
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
 

@@ -38,7 +38,7 @@ def test_default_palette_shows_every_class_and_legends_name_them():
     assert palette(3, ["background", "road", "car"])[0].tolist() == [0, 0, 0]
     cfg = compose_config([*TINY, "dataset.palette=[[1,2,3],[4,5,6],[7,8,9],[9,9,9],[0,0,9]]"])
     assert dataset_palette(cfg.dataset)[1].tolist() == [4, 5, 6]
-    with pytest.raises(SegexpError, match=r"dataset\.palette has 1 entries"):
+    with pytest.raises(SegexpError, match=r"dataset\.palette has 1 colours but .*num_classes=5"):
         dataset_palette(compose_config([*TINY, "dataset.palette=[[1,2,3]]"]).dataset)
     truth = torch.zeros(1, 8, 100, dtype=torch.long)
     plain = preview_grid(torch.zeros(1, 3, 8, 100, dtype=torch.uint8), truth, truth, palette(2))
