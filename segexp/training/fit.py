@@ -93,6 +93,7 @@ def fit(
     writer.close()
     progress.elapsed_seconds += time.perf_counter() - started
     summary = make_summary(exp, run_dir, run_info or {}, progress, stats, test)
+    summary["logger_errors"] = writer.errors  # a logger's failure never fails the run
     if distributed.is_main():
         write_json(summary, run_dir / "summary.json")
         log.info(
