@@ -76,7 +76,7 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
             report["warnings"].append(f"{split}: the same samples as {seen[key]}")
         seen.setdefault(key, split)
         scan = scan_split(data, split, num_classes, images="full")
-        fatal, warnings = findings(scan, num_classes, ignore_index)
+        fatal, warnings = findings(scan, num_classes, ignore_index, report["class_names"])
         report["splits"][split] = scan
         report["fatal"] += fatal
         report["warnings"] += warnings

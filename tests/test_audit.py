@@ -106,8 +106,10 @@ def test_audit_treats_a_value_above_the_classes_as_void_and_lists_every_value(tm
     _masks(tmp_path, [mask, mask])
     cfg = ["dataset=folder", f"dataset.root={tmp_path}", "dataset.num_classes=3"]
     fatal = " | ".join(audit(compose_config(cfg))["fatal"])
-    assert "looks like a void label: set dataset.ignore_index=3" in fatal
-    assert fatal.index("ignore_index=3") < fatal.index("num_classes=4")
+    assert (
+        "looks like a void label: if 3 marks unlabelled pixels (1.00% of the train pixels): "
+        "dataset.ignore_index=3; if it is a class: dataset.num_classes=4" in fatal
+    )
     report = audit(compose_config([*cfg, "dataset.ignore_index=3"]))
     assert report["fatal"] == []
     table = format_report(report)
@@ -149,3 +151,51 @@ def test_isbi2012_audit():
         compose_config(["dataset=isbi2012", f"dataset.root={ISBI}", "dataset.mask_mode=index"])
     )
     assert any("foreground stored as 255" in p for p in raw["fatal"])
+
+
+def _street_scenes(root: Path, void_rows: int) -> float:
+    """Masks of 11 classes 0..10 (in columns) with 11 for unlabelled pixels (the top rows of
+    each mask, one more in each sample); returns the train split's share of 11, counted from
+    the files."""
+    for split, count in {"train": 3, "val": 2, "test": 2}.items():
+        for i in range(count):
+            mask = np.tile(np.arange(22) // 2, (20, 1)).astype(np.uint8)
+            mask[: void_rows + i] = 11
+            write_sample(root / split / "images", root / split / "masks", f"{split}{i}", mask)
+    masks = np.stack([np.asarray(Image.open(p)) for p in (root / "train" / "masks").iterdir()])
+    return float((masks == 11).mean())
+
+
+def test_a_void_label_above_the_classes_is_advised_both_ways_before_num_classes_is_set(tmp_path):
+    share = _street_scenes(tmp_path, void_rows=0)  # 0, 1 and 2 rows of 20: 5%
+    assert share == pytest.approx(0.05)
+    (train,) = [p for p in audit(folder_cfg(tmp_path))["fatal"] if p.startswith("train:")]
+    assert train.startswith("train: mask values 2..11 are >= num_classes=2 and not ignore_index")
+    assert train.endswith(
+        f"it looks like a void label: if 11 marks unlabelled pixels ({100 * share:.2f}% of the "
+        "train pixels): dataset.num_classes=11 dataset.ignore_index=11; if it is a class: "
+        "dataset.num_classes=12"
+    )
+    with pytest.raises(SegexpError, match="if 11 marks unlabelled pixels"):
+        preflight(folder_cfg(tmp_path))  # training refuses with the same advice
+    following = audit(folder_cfg(tmp_path, "dataset.num_classes=11", "dataset.ignore_index=11"))
+    assert following["fatal"] == [] and len(following["splits"]["train"]["class_pixels"]) == 11
+
+
+def test_a_common_top_value_is_read_as_a_class_first_unless_named_void(tmp_path):
+    share = _street_scenes(tmp_path, void_rows=4)  # 4, 5 and 6 rows of 20: 25%
+    assert share == pytest.approx(0.25)
+    (train,) = [p for p in audit(folder_cfg(tmp_path))["fatal"] if p.startswith("train:")]
+    assert train.endswith(
+        f"11 holds {100 * share:.2f}% of the train pixels, more than a void label usually does: "
+        "if it is a class: dataset.num_classes=12; if it marks unlabelled pixels: "
+        "dataset.num_classes=11 dataset.ignore_index=11"
+    )
+    names = "dataset.class_names=[" + ",".join(f"c{c}" for c in range(11)) + ",unlabelled]"
+    fatal = audit(folder_cfg(tmp_path, names))["fatal"]
+    (train,) = [p for p in fatal if p.startswith("train:")]
+    assert train.endswith(
+        f"it looks like a void label: if 11 marks unlabelled pixels ({100 * share:.2f}% of the "
+        "train pixels, named 'unlabelled' in dataset.class_names): dataset.num_classes=11 "
+        "dataset.ignore_index=11; if it is a class: dataset.num_classes=12"
+    )

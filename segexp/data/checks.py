@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from segexp.config.build import build
+from segexp.config.build import build, class_names
 from segexp.data.class_weights import cache_dir
 from segexp.data.layout import SPLITS
 from segexp.data.scan import findings, scan_split
@@ -40,10 +40,16 @@ def split_datasets(cfg: DictConfig) -> dict:
 
 
 def check_datasets(
-    datasets: dict, num_classes: int, ignore_index: int, source: str, report_hint: str = ""
+    datasets: dict,
+    num_classes: int,
+    ignore_index: int,
+    source: str,
+    report_hint: str = "",
+    names: list[str] | None = None,
 ) -> dict:
     """The label check of file-based datasets (by split name): one SegexpError listing every
-    fatal problem, warnings logged; returns the scans. ``source`` names the data in the error."""
+    fatal problem, warnings logged; returns the scans. ``source`` names the data in the error;
+    ``names``: the class names as configured (scan.py ``findings``)."""
     fatal, scans, seen = [], {}, []
     for split, dataset in datasets.items():
         pairs = getattr(dataset, "pairs", None)
@@ -51,7 +57,7 @@ def check_datasets(
             continue
         seen.append(pairs)
         scans[split] = scan_split(dataset, split, num_classes, images="header")
-        problems, warnings = findings(scans[split], num_classes, ignore_index)
+        problems, warnings = findings(scans[split], num_classes, ignore_index, names)
         fatal += problems
         for warning in warnings:
             log.warning("label check: %s", warning)
@@ -82,6 +88,7 @@ def preflight(cfg: DictConfig) -> dict:
         ignore_index,
         f"dataset '{name}'",
         f" (full report: python -m segexp.audit dataset={name} ...)",
+        class_names(cfg.dataset),
     )
     if marker is not None:
         warnings = [

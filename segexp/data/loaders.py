@@ -52,6 +52,14 @@ class Splits:
         )
 
 
+def samples_in(batches, num_batches: int) -> int:
+    """The samples a pass over the first ``num_batches`` of ``batches`` sees: of a DataLoader
+    (this process's share under torchrun), or of a list of batches (``fixed_batches``)."""
+    if isinstance(batches, DataLoader):
+        return min(num_batches * int(batches.batch_size), len(batches.sampler))
+    return sum(len(images) for images, _ in batches[:num_batches])
+
+
 def _seed_augmentation(worker_id: int) -> None:
     """Give each worker its own augmentation stream.
 

@@ -4,7 +4,9 @@
 ``findings`` turns that into fatal problems and warnings, each naming files and the fix.
 """
 
+import re
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,6 +18,12 @@ from segexp.runtime import interrupt
 
 MAX_LISTED = 5
 RARE_FRACTION = 0.02  # a class under 2% of the labelled pixels is rare
+# A possible void label (see void_candidate) is read as void first when it holds under this
+# share of the split's mask pixels, or its name in dataset.class_names says so: unlabelled
+# pixels and object borders are usually a small part of a mask, and a value holding a tenth of
+# the pixels or more is more often a class. Both readings are always given.
+VOID_SHARE = 0.10
+VOID_NAMES = re.compile(r"void|unlabel|ignore|unknown|don'?t.?care", re.IGNORECASE)
 
 
 def _one(dataset, index: int, images: str) -> dict[str, Any]:
@@ -148,13 +156,41 @@ def _listed(items: list[str]) -> str:
     return "; ".join(items[:MAX_LISTED]) + more
 
 
-def looks_void(bad: list[int], classes: set[int], num_classes: int) -> bool:
-    """One out-of-range value that is 255 or one above a contiguous range of classes."""
-    if len(bad) != 1:
-        return False
-    value = bad[0]
-    contiguous = bool(classes) and classes == set(range(max(classes) + 1))
-    return value == 255 or (contiguous and value == max(classes) + 1 >= num_classes)
+def void_candidate(bad: list[int], num_classes: int) -> int | None:
+    """The out-of-range value that may be a void label: 255 alone, or the top of one contiguous
+    run of values right above the classes (masks of 11 classes 0..10 with 11 for unlabelled
+    pixels, read with num_classes=2: the run 2..11, whose top, 11, may be void)."""
+    if bad == [255]:
+        return 255
+    if bad and bad == list(range(num_classes, bad[-1] + 1)):
+        return bad[-1]
+    return None
+
+
+def void_or_class(
+    scan: dict[str, Any], top: int, num_classes: int, class_names: Sequence[str] | None
+) -> str:
+    """Both readings of a possible void label with their overrides, the likelier first: void
+    when 255, rare (VOID_SHARE) or named so in class_names; a class otherwise. Turning void
+    into a class teaches the model to predict it; ignoring a class loses it."""
+    share = scan["mask_values"][top] / sum(scan["mask_values"].values())
+    name = class_names[top] if class_names is not None and top < len(class_names) else None
+    named = name is not None and VOID_NAMES.search(str(name)) is not None
+    held = f"{100 * share:.2f}% of the {scan['split']} pixels"
+    held += f", named '{name}' in dataset.class_names" if named else ""
+    void = f"dataset.ignore_index={top}"
+    if top > num_classes:  # the values between are classes in both readings
+        void = f"dataset.num_classes={top} {void}"
+    as_class = f"dataset.num_classes={top + 1}"
+    if top == 255 or share < VOID_SHARE or named:
+        return (
+            f"it looks like a void label: if {top} marks unlabelled pixels ({held}): {void}; "
+            f"if it is a class: {as_class}"
+        )
+    return (
+        f"{top} holds {held}, more than a void label usually does: if it is a class: "
+        f"{as_class}; if it marks unlabelled pixels: {void}"
+    )
 
 
 def rare_class_share(class_pixels: list[int]) -> dict[int, float]:
@@ -165,8 +201,14 @@ def rare_class_share(class_pixels: list[int]) -> dict[int, float]:
     }
 
 
-def findings(scan: dict[str, Any], num_classes: int, ignore_index: int) -> tuple[list, list]:
-    """(fatal problems, warnings) of one split's scan, each a sentence naming files and the fix."""
+def findings(
+    scan: dict[str, Any],
+    num_classes: int,
+    ignore_index: int,
+    class_names: Sequence[str] | None = None,
+) -> tuple[list, list]:
+    """(fatal problems, warnings) of one split's scan, each a sentence naming files and the fix.
+    ``class_names``: as configured (it may name a value above num_classes, e.g. "void")."""
     fatal, warnings = [], []
     split = scan["split"]
     if scan["samples"] == 0:
@@ -190,14 +232,14 @@ def findings(scan: dict[str, Any], num_classes: int, ignore_index: int) -> tuple
             f"{split}: masks hold 0 and 255 (e.g. {first[255]}) but num_classes={num_classes}: "
             "foreground stored as 255 instead of 1. Set dataset.mask_mode=binary (0/255 -> 0/1)"
         )
-    elif bad and looks_void(bad, classes, num_classes):
-        # A single value at 255 or just above the class range is nearly always a void label:
-        # making it a class (num_classes + 1) would teach the model to predict "void".
+    elif bad and (top := void_candidate(bad, num_classes)) is not None:
+        # "set num_classes=<top + 1>" alone would turn a void label into a class the model
+        # must learn: both readings, the likelier first.
+        values = f"value {top} is" if len(bad) == 1 else f"values {bad[0]}..{top} are"
         fatal.append(
-            f"{split}: mask value {bad[0]} is >= num_classes={num_classes} and not ignore_index="
-            f"{ignore_index} (first in {first[bad[0]]}); it looks like a void label: set "
-            f"dataset.ignore_index={bad[0]}. Only if {bad[0]} is a real class: "
-            f"dataset.num_classes={bad[0] + 1}"
+            f"{split}: mask {values} >= num_classes={num_classes} and not ignore_index="
+            f"{ignore_index} ({top} first in {first[top]}); "
+            + void_or_class(scan, top, num_classes, class_names)
         )
     elif bad:
         fatal.append(

@@ -11,7 +11,7 @@ post-processing, ``post_metrics``: one pass gives both, side by side.
 """
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -42,7 +42,8 @@ class Scoring:
     # postprocess: its predictions are scored in ``post_metrics`` too, side by side
     postprocess: PostProcess | None = None
     on_sample: SampleHook | None = None
-    num_preview: int = 0  # [image, target, prediction] of the first samples, for a grid
+    # [image, target, prediction] of these samples (indices in the loader's order), for a grid
+    preview: Sequence[int] = ()
     post_metrics: SplitMetrics | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -56,6 +57,14 @@ class Scoring:
 
     def filled(self) -> list:
         return [m for m in (self.metrics, self.post_metrics) if m is not None]
+
+
+def preview_indices(count: int, total: int) -> list[int]:
+    """``count`` indices spread evenly over ``total`` samples: the middle of each of ``count``
+    equal parts. A split of consecutive video frames shows its whole length rather than its
+    first moment, and the same samples every epoch."""
+    count = min(count, total)
+    return [(2 * k + 1) * total // (2 * count) for k in range(count)]
 
 
 @dataclass
@@ -170,7 +179,8 @@ def evaluate(
         m.reset()
     loss_sum = torch.zeros((), device=dev.device)
     loss_terms = index = 0
-    preview: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    wanted = set(scoring.preview)
+    preview: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     bar = tqdm(
         batches, total=num_batches, desc=desc, leave=False, disable=not distributed.is_main()
     )
@@ -185,8 +195,8 @@ def evaluate(
             for k, (i, target) in enumerate(zip(group, targets, strict=True)):
                 if scoring.on_sample is not None:
                     scoring.on_sample(index + i, scored.predictions[k], target)
-                if len(preview) < scoring.num_preview:
-                    preview.append((images[i], target, scored.predictions[k]))
+                if index + i in wanted:
+                    preview[index + i] = (images[i], target, scored.predictions[k])
         index += len(images)
         if step >= num_batches:
             break
@@ -197,11 +207,12 @@ def evaluate(
     if scoring.loss_fn is not None and options.plain:  # every rank joins the all-reduce
         mean = distributed.mean_over_ranks(loss_sum, loss_terms)
         loss = mean if loss_terms else None
-    return Evaluation(loss, _stack_preview(preview))
+    return Evaluation(loss, _stack_preview([preview[i] for i in sorted(preview)]))
 
 
 def _stack_preview(samples: list) -> list[torch.Tensor]:
-    """[images, targets, predictions] at the first target's size (images resized to it)."""
+    """[images, targets, predictions] at the first target's size (images resized to it), in
+    the loader's order."""
     if not samples:
         return []
     size = tuple(samples[0][1].shape)

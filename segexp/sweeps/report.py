@@ -22,7 +22,7 @@ from segexp.sweeps.jobs import (
     override_key,
 )
 from segexp.sweeps.paired import Comparison, compare
-from segexp.training.loggers.hparams import override_value, write_experiment
+from segexp.training.loggers.hparams import hparam_name, override_value, write_experiment
 
 # (column, where in summary.json)
 SCALARS = [
@@ -276,11 +276,12 @@ def write_report(sweep_dir: Path, replicates: int = 2000) -> list[Job]:
 
 def swept_values(jobs: list[Job]) -> dict[str, list[Any]]:
     """Each override key whose value differs between jobs, with the values it takes: the
-    columns of the sweep's HParams table."""
+    columns of the sweep's HParams table, named as each job's session names them."""
     by_key: dict[str, list[Any]] = {}
     for job in jobs:
         for override in job.overrides:
-            by_key.setdefault(override_key(override), []).append(override_value(override))
+            name = hparam_name(override_key(override))
+            by_key.setdefault(name, []).append(override_value(override))
     return {
         key: values
         for key, values in by_key.items()

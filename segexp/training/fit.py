@@ -17,8 +17,9 @@ from segexp.config.checks import validate
 from segexp.config.tree import config_tree
 from segexp.data.checks import preflight
 from segexp.data.class_weights import resolve_auto_class_weights
+from segexp.data.loaders import samples_in
 from segexp.errors import SegexpError
-from segexp.evaluation.loop import Scoring, evaluate
+from segexp.evaluation.loop import Scoring, evaluate, preview_indices
 from segexp.evaluation.outputs import confusion_figure
 from segexp.evaluation.postprocess import build_postprocess
 from segexp.metrics.per_image import PerImageScores
@@ -93,6 +94,7 @@ def fit(
     writer.close()
     progress.elapsed_seconds += time.perf_counter() - started
     summary = make_summary(exp, run_dir, run_info or {}, progress, stats, test)
+    summary["logger_errors"] = writer.errors  # a logger's failure never fails the run
     if distributed.is_main():
         write_json(summary, run_dir / "summary.json")
         log.info(
@@ -195,7 +197,11 @@ def validate_epoch(exp: Experiment, epoch: int, writer) -> Validation:
     """The val split scored with the weights validation uses; metrics, the confusion matrix and
     the preview grid go to the loggers."""
     distributed.sync_buffers(exp.model)
-    scoring = Scoring(exp.metrics, loss_fn=exp.loss_fn, num_preview=exp.trainer.num_preview_images)
+    # The preview's samples spread over what the pass scores (limit_val_batches included): the
+    # same ones every epoch.
+    scored = samples_in(exp.splits.val, exp.splits.val_batches)
+    preview = preview_indices(exp.trainer.num_preview_images, scored)
+    scoring = Scoring(exp.metrics, loss_fn=exp.loss_fn, preview=preview)
     result = evaluate(
         exp.scored_model, exp.splits.val, exp.dev, scoring, num_batches=exp.splits.val_batches
     )

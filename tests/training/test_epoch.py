@@ -29,7 +29,7 @@ def _train(
         grad_clip_norm=None, log_every_n_steps=1, accumulate_grad_batches=accumulate,
     )  # fmt: skip
     trained = train_one_epoch(
-        exp, batches, Writers([]), epoch=1, global_step=0, num_batches=num_batches
+        exp, batches, Writers({}), epoch=1, global_step=0, num_batches=num_batches
     )
     return model, trained.global_step
 

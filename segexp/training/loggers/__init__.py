@@ -39,11 +39,16 @@ def open_writer(node: DictConfig | None, run_dir: Path, resumed_at_step: int | N
     """Every configured logger in the run folder, as one writer. Resumed: each drops what a killed
     session logged after its last checkpoint (``purge_step``)."""
     if not distributed.is_main() or not node:
-        return Writers([])
+        return Writers({})
     purge = {} if resumed_at_step is None else {"purge_step": resumed_at_step + 1}
     # A run saved before loggers were a list holds one writer node (resume=<old run>).
-    nodes = [node] if "_target_" in node else [child for child in node.values() if child]
-    return Writers([build(child, log_dir=str(run_dir), **purge) for child in nodes])
+    if "_target_" in node:
+        nodes = {str(node._target_).rpartition(".")[2]: node}
+    else:
+        nodes = {str(name): child for name, child in node.items() if child}
+    return Writers(
+        {name: build(child, log_dir=str(run_dir), **purge) for name, child in nodes.items()}
+    )
 
 
 def log_metrics(
@@ -69,12 +74,16 @@ def log_hparams(
 ) -> None:
     """The same hyperparameters and final metrics to every logger: TensorBoard as an HParams
     session and ``~final/<split>_<metric>`` scalars (hparams.py), the others through their
-    ``log_hparams``. ``experiment_record``: false for a sweep's jobs (the sweep writes one)."""
+    ``log_hparams``; the names are ``hparam_name``'s. ``experiment_record``: false for a
+    sweep's jobs (the sweep writes one)."""
     metrics = final_metrics(splits)
     values = hparam_values(cfg, run_info)
-    for writer in writers.writers:
+
+    def log(writer) -> None:
         if isinstance(writer, SummaryWriter):
             log_tensorboard_hparams(writer, values, metrics, record=experiment_record)
         elif hasattr(writer, "log_hparams"):
             writer.log_hparams(values, metrics)
+
+    writers.each("log_hparams", log)
     writers.flush()

@@ -9,6 +9,7 @@ a column of every setting and every scalar of every run.
 """
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ TABLE_METRIC_TAGS = [
     for key in ("mIoU", "mDice", "pixel_acc")
 ]
 EXPERIMENT_FILE_SUFFIX = ".hparams"
+# MLflow's rule for names (TensorBoard and CSV take any): anything else becomes "_".
+_REFUSED_IN_NAMES = re.compile(r"[^A-Za-z0-9_\-. :/]")
 
 
 def final_metrics(splits: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -51,19 +54,31 @@ def override_value(override: str) -> Any:
     return override.partition("=")[2]
 
 
+def hparam_name(key: str) -> str:
+    """The name every logger (TensorBoard HParams, CSV, MLflow) and the sweep's HParams record
+    give a Hydra choice or overridden key. A group placed elsewhere in the config
+    (``postprocess@test.postprocess``, Hydra's name for the choice) is named where its choice
+    lands, the key its options are set under (``test.postprocess``): MLflow refuses ``@``, and
+    the same setting must have one name in every logger."""
+    group, _, package = key.partition("@")
+    name = group if package in ("", "_global_") else package.removeprefix("_global_.")
+    return _REFUSED_IN_NAMES.sub("_", name)
+
+
 def hparam_values(cfg: DictConfig, run_info: dict[str, Any]) -> dict[str, Any]:
-    """Group choices (``model: unet``), then every overridden key with its value."""
+    """Group choices (``model: unet``), then every overridden key with its value, each under
+    its ``hparam_name``."""
     values: dict[str, Any] = {"seed": str(int(cfg.seed))}  # as override_value gives it
     for group, choice in run_info.get("choices", {}).items():
         if choice is not None:  # an unused optional group (hparams_search) is no setting
-            values[str(group)] = str(choice)
+            values[hparam_name(str(group))] = str(choice)
     for override in run_info.get("overrides", []):
         key = override.partition("=")[0].lstrip("+~")
-        if key.startswith("hydra") or key in values:
+        if key.startswith("hydra") or hparam_name(key) in values:
             continue
         value = OmegaConf.select(cfg, key, default=None)
         scalar = isinstance(value, bool | int | float | str)
-        values[key] = value if scalar else override_value(override)  # None for null
+        values[hparam_name(key)] = value if scalar else override_value(override)  # None: null
     return values
 
 

@@ -63,10 +63,18 @@ class MLflowWriter:
         )
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        for key, value in hparams.items():
-            self.client.log_param(self.run_id, key, "null" if value is None else value)
-        for key, value in metrics.items():
+        for key, value in metrics.items():  # first: no parameter trouble can cost them
             self.client.log_metric(self.run_id, key, value)
+        # MLflow never changes a logged parameter, and a resumed run may change a setting
+        # (resume=<run> trainer.epochs=30): the parameter keeps the first session's value, the
+        # run's tag of the same name holds the new one.
+        logged = self.client.get_run(self.run_id).data.params
+        for key, value in hparams.items():
+            text = "null" if value is None else str(value)
+            if key not in logged:
+                self.client.log_param(self.run_id, key, text)
+            elif logged[key] != text:
+                self.client.set_tag(self.run_id, key, text)
 
     def flush(self) -> None:
         pass  # the client writes each call through
