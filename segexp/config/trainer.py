@@ -115,7 +115,7 @@ class TrainerSettings:
         None, "an integer >= 1, or null", integer(1, null=True)
     )
     limit_val_batches: int | None = setting(None, "an integer >= 1, or null", integer(1, null=True))
-    # image / ground truth / prediction rows in TensorBoard each epoch
+    # image / ground truth / prediction rows in TensorBoard each epoch, spread over the val pass
     num_preview_images: int = setting(4, "an integer >= 0", integer(0))
     deterministic: bool = setting(False, "true or false", boolean)
     keep_every: int = setting(0, "an integer >= 0", integer(0))  # N > 0: epoch_NNNN.pt every N
