@@ -33,8 +33,9 @@ def _run_info() -> dict:
 
 
 def _record(summary: dict, folder: RunFolder) -> None:
-    """summary.json, only where this command may write (runtime/run_folder.py)."""
-    if not folder.writable:
+    """summary.json, only where this command may write (runtime/run_folder.py), never into a
+    folder that was deleted under the run."""
+    if not folder.writable or not folder.path.is_dir():
         folder.withdraw()
         return
     try:

@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -26,6 +27,18 @@ Result = TypeVar("Result")
 
 def report_error(err: SegexpError) -> None:
     log.error("%s", err, exc_info=err if os.environ.get("HYDRA_FULL_ERROR") == "1" else None)
+
+
+def log_thread_error(args: threading.ExceptHookArgs) -> None:
+    """An error in a library's background thread (TensorBoard's event writer, when the run folder
+    is deleted under it) is one warning line: the main thread decides what the run's outcome is."""
+    reason = str(args.exc_value).strip().splitlines()
+    log.warning(
+        "background thread %s stopped: %s%s",
+        getattr(args.thread, "name", "?"),
+        getattr(args.exc_type, "__name__", "error"),
+        f": {reason[0]}" if reason else "",
+    )
 
 
 def check_command_line(args: list[str], run_folders: str | None) -> None:
@@ -59,6 +72,8 @@ def hydra_app(config_name: str, run_folders: str | None = None) -> Callable:
 
         @functools.wraps(task)
         def main() -> Result:
+            if os.environ.get("HYDRA_FULL_ERROR") != "1":
+                threading.excepthook = log_thread_error
             try:
                 check_command_line(sys.argv[1:], run_folders)
             except SegexpError as err:  # logging is not configured before Hydra runs

@@ -96,6 +96,7 @@ def fit(
     summary = make_summary(exp, run_dir, run_info or {}, progress, stats, test)
     summary["logger_errors"] = writer.errors  # a logger's failure never fails the run
     if distributed.is_main():
+        check_still_there(run_dir, progress)
         write_json(summary, run_dir / "summary.json")
         log.info(
             "final metrics (val at best epoch %d, test with its weights)\n%s",
@@ -235,9 +236,20 @@ def record_epoch(
     """Everything logged so far on disk, then the epoch's checkpoints (rank 0)."""
     writer.flush()  # everything logged up to this checkpoint is on disk before it
     if distributed.is_main():
+        check_still_there(run_dir, progress)
         state = training_state(exp, progress)
         folder = run_dir / "checkpoints"
         save_epoch(state, folder, improved=improved, keep_every=exp.trainer.keep_every)
+
+
+def check_still_there(run_dir: Path, progress: Progress) -> None:
+    """A run folder deleted under a running run: stop, rather than write a new folder that
+    holds a checkpoint and a summary but not the run's record (.hydra/, its logs)."""
+    if not run_dir.is_dir():
+        raise SegexpError(
+            f"the run folder {run_dir} was deleted while the run went on (after epoch "
+            f"{progress.epoch}): stopped, and nothing more is written; start the run again"
+        )
 
 
 def log_confusion(writer, group: str, matrix: torch.Tensor, names: list[str], step: int) -> None:

@@ -1,8 +1,11 @@
 """The command line every entry point shares: checks before Hydra starts."""
 
+import logging
+import threading
+
 import pytest
 
-from segexp.config.cli import check_command_line
+from segexp.config.cli import check_command_line, log_thread_error
 from segexp.errors import SegexpError
 from tests.conftest import run_cli
 
@@ -32,3 +35,20 @@ def test_an_old_key_is_one_line_from_every_entry_point(tmp_path):
             "model.net.depth=3"
         ]
     assert list(tmp_path.iterdir()) == []  # Hydra made no folder
+
+
+def test_an_error_in_a_background_thread_is_one_warning_line(monkeypatch, caplog):
+    """As TensorBoard's event writer thread fails when the run folder is deleted under it."""
+    monkeypatch.setattr(threading, "excepthook", log_thread_error)
+
+    def fail() -> None:
+        raise FileNotFoundError("No such file or directory: 'events.out.tfevents'")
+
+    with caplog.at_level(logging.WARNING):
+        thread = threading.Thread(target=fail, name="EventFileWriter")
+        thread.start()
+        thread.join()
+    assert [r.getMessage() for r in caplog.records] == [
+        "background thread EventFileWriter stopped: FileNotFoundError: No such file or "
+        "directory: 'events.out.tfevents'"
+    ]

@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from segexp.errors import SegexpError
 from segexp.storage import checkpoint
 from segexp.storage.checkpoint import load_checkpoint, save_checkpoint
 from segexp.storage.files import write_json
+from segexp.training import fit as fit_module
 from tests.conftest import segexp_cli
 from tests.faults.conftest import QUICK, one_error
 
@@ -127,3 +129,19 @@ def test_a_record_under_a_file_is_one_line(tmp_path):
         SegexpError, match=r"cannot write .*file/summary\.json .*a file is in the way"
     ):
         write_json({"a": 1}, tmp_path / "file" / "summary.json")
+
+
+def test_a_run_folder_deleted_mid_run_stops_the_run_and_stays_deleted(
+    tmp_path, monkeypatch, capsys
+):
+    run, real = tmp_path / "run", fit_module.validate_epoch
+
+    def deleted_at_epoch_2(exp, epoch, writer):
+        if epoch == 2:
+            shutil.rmtree(run)
+        return real(exp, epoch, writer)
+
+    monkeypatch.setattr(fit_module, "validate_epoch", deleted_at_epoch_2)
+    assert segexp_cli(*QUICK, f"hydra.run.dir={run}") == 1
+    one_error(capsys, f"the run folder {run} was deleted while the run went on (after epoch 2)")
+    assert not run.exists()  # no new folder with a checkpoint and a summary but no record
