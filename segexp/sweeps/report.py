@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from segexp.storage.files import atomic_write
 from segexp.sweeps.caveats import caveats
 from segexp.sweeps.jobs import (
     Job,
@@ -183,14 +184,12 @@ def markdown(
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    with atomic_write(path) as f:  # processes of a shared study may write it at the same time
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\r\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v
                              for k, v in row.items()})  # fmt: skip
-    tmp.replace(path)
 
 
 def plot(rows: list[dict[str, Any]], class_names: list[str], path: Path) -> None:
@@ -225,18 +224,21 @@ def plot(rows: list[dict[str, Any]], class_names: list[str], path: Path) -> None
     right.set_ylim(0, 1)
     # Below the axes, so that long variant names are never cut off or drawn over the bars.
     right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def is_search(sweep_dir: Path) -> bool:
-    """An Optuna search (its trials are ranked by the objective, not compared pairwise)."""
-    if (sweep_dir / "optimization_results.yaml").is_file():
-        return True
-    multirun = sweep_dir / "multirun.yaml"
-    return multirun.is_file() and "optuna" in multirun.read_text()
+    """An Optuna search (its trials are ranked by the objective, not compared pairwise); also
+    a folder that gathers the sweep folders of one study's processes (one per machine)."""
+    for folder in [sweep_dir, *(p for p in sweep_dir.iterdir() if p.is_dir())]:
+        if (folder / "optimization_results.yaml").is_file():
+            return True
+        multirun = folder / "multirun.yaml"
+        if multirun.is_file() and "optuna" in multirun.read_text():
+            return True
+    return False
 
 
 def rank_trials(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -262,11 +264,18 @@ def write_report(sweep_dir: Path, replicates: int = 2000) -> list[Job]:
         rows = rank_trials(rows)
     comparisons = compare(variants, replicates)
     warnings = caveats(variants, comparisons)
-    (sweep_dir / "report.md").write_text(
-        markdown(
-            sweep_dir, jobs, common_overrides(variants), rows, class_names, comparisons, warnings
+    with atomic_write(sweep_dir / "report.md") as f:
+        f.write(
+            markdown(
+                sweep_dir,
+                jobs,
+                common_overrides(variants),
+                rows,
+                class_names,
+                comparisons,
+                warnings,
+            )
         )
-    )
     write_csv(rows, sweep_dir / "report.csv")
     if completed:
         plot(rows, class_names, sweep_dir / "report.png")
