@@ -108,16 +108,21 @@ def until_stopped(batches: Iterable) -> Iterator:
         yield batch
 
 
+def is_preemption(name: str | None) -> bool:
+    """Whether the signal named ``name`` is submitit's preemption signal in a submitit job."""
+    sig = preemption_signal()
+    return sig is not None and name == sig.name
+
+
 def hand_over(name: str) -> None:
     """After a run stopped for submitit's preemption signal (named ``name``), call the handler
     that signal had before the run: submitit's, which checkpoints and requeues the job and exits.
     Returns where there is none (outside submitit, or another signal)."""
-    sig = preemption_signal()
-    if sig is None or name != sig.name:
+    if not is_preemption(name):
         return
+    sig = preemption_signal()
     handler = signal.getsignal(sig)
     if callable(handler):
-        log.warning("%s: handing the job to submitit to requeue; it continues from last.pt", name)
         handler(sig, None)
 
 

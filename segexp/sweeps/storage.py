@@ -7,6 +7,7 @@ processes on several machines.
 """
 
 import re
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from optuna.storages import RDBStorage
 
 KEY = "hydra.sweeper.storage"
+CREATE_ATTEMPTS = 5  # opening a database that other processes are creating at the same moment
 
 
 def shown(url: Any) -> str:
@@ -75,19 +77,33 @@ def open_storage(
         raise SegexpError(
             f"{KEY} needs Optuna: pip install 'segexp[sweep]' (hparams_search=optuna)"
         ) from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat is, in 2.10
-            return RDBStorage(
-                str(url),
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-            )
-    except Exception as err:  # SQLAlchemy's, the driver's or Optuna's own: all say why
-        raise SegexpError(
-            f"{KEY}={shown(url)} cannot be opened ({type(err).__name__}: "
-            f"{shown(_reason(err))}): {_fix(str(url), err)}"
-        ) from None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat is, in 2.10
+                return RDBStorage(
+                    str(url), heartbeat_interval=heartbeat_interval, grace_period=grace_period
+                )
+        except Exception as err:  # SQLAlchemy's, the driver's or Optuna's own: all say why
+            if attempt + 1 < CREATE_ATTEMPTS and _created_meanwhile(err):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise SegexpError(
+                f"{KEY}={shown(url)} cannot be opened ({type(err).__name__}: "
+                f"{shown(_reason(err))}): {_fix(str(url), err)}"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _created_meanwhile(err: BaseException) -> bool:
+    """Another process creating the same new database at this moment: Optuna creates its tables
+    and stamps their version when a storage is first opened, and two processes started together
+    collide there (the second sees the first's rows, or a locked SQLite file). Opening again
+    finds the finished database."""
+    text = str(err).lower()
+    return type(err).__name__ in ("IntegrityError", "OperationalError", "ProgrammingError") and (
+        "alembic_version" in text or "already exists" in text or "database is locked" in text
+    )
 
 
 def check_storage(config: DictConfig) -> None:

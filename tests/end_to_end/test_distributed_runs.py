@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from segexp.storage.checkpoint import load_checkpoint
 from tests.conftest import DISTRIBUTED_RUN, REPO, evaluate_tool, free_port, needs_gloo
@@ -122,6 +123,10 @@ def test_two_nodes_train_the_run_of_one_and_one_that_dies_stops_the_other_which_
     finished(two_nodes(f"resume={run_dir}", logs=again), list(again.iterdir()))
     assert metrics(run_dir) == metrics(one_node[0])
     assert json.loads((run_dir / "summary.json").read_text())["exact_resume"] is True
+    weights = [
+        load_checkpoint(d / "checkpoints" / "last.pt")["model"] for d in (run_dir, one_node[0])
+    ]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[1])  # the last epoch's
     # Only rank 0 wrote a run folder; node 1 kept Hydra's files in a temporary folder.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["node0.log", "node1.log", "resume", "run"]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]

@@ -89,7 +89,7 @@ def test_a_preempted_sweep_job_is_requeued_by_submitit_and_continues_exactly(tmp
     submitit = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_log.out"))
     assert "Requeued job" in submitit  # submitit's own protocol: checkpointed, requeued
     log = (job / "segexp.log").read_text()
-    assert "interrupted by SIGUSR2" in log and "resuming from" in log
+    assert "interrupted by SIGUSR2; submitit requeues the job" in log and "resuming from" in log
     got = json.loads((job / "summary.json").read_text())
     (tmp_path / "uninterrupted").mkdir()
     fit(compose_config(REQUEUED), tmp_path / "uninterrupted")  # in this process

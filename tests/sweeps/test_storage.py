@@ -42,3 +42,28 @@ def test_the_processes_of_one_study_share_a_label_a_study_of_one_process_has_non
     alone = {"hydra": {"sweeper": {"storage": None, "study_name": "lr"}}}
     assert study_label(OmegaConf.create(alone)) is None
     assert study_label(OmegaConf.create({"hydra": {"sweeper": {"params": {}}}})) is None
+
+
+def test_a_database_that_another_process_is_creating_is_opened_again(tmp_path, monkeypatch):
+    """Two processes started together both create Optuna's tables in a new database: the
+    second trips over the first's rows, then finds the finished database."""
+    from optuna.storages import RDBStorage
+
+    class IntegrityError(Exception):  # as SQLAlchemy names it
+        pass
+
+    tries, race = [], [True]
+
+    def racing(url, **kwargs):
+        tries.append(url)
+        if race.pop() if race else False:
+            raise IntegrityError("UNIQUE constraint failed: alembic_version.version_num")
+        return RDBStorage(url, **kwargs)
+
+    monkeypatch.setattr("optuna.storages.RDBStorage", racing)
+    open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=60)
+    assert len(tries) == 2
+    tries.clear()
+    with pytest.raises(SegexpError, match="unable to open database file"):  # not a race: once
+        open_storage("sqlite:////no/such/folder/s.db", heartbeat_interval=60)
+    assert len(tries) == 1
