@@ -84,7 +84,7 @@ def children(pid: int) -> list[int]:
             for c in (t / "children").read_text().split()]  # fmt: skip
 
 
-def test_two_nodes_train_the_run_of_one_and_one_that_dies_stops_the_other_which_resumes_exactly(
+def test_two_nodes_train_like_one_and_a_node_that_dies_stops_the_other_and_resumes_exactly(
     one_node, tmp_path
 ):
     """Two nodes on this machine; node 1 is killed between two checkpoints. Node 0 stops with

@@ -73,6 +73,7 @@ def test_a_process_killed_mid_trial_leaves_it_failed_the_other_goes_on_a_new_one
     assert "5 jobs: 4 completed, 0 failed, 0 interrupted, 1 without summary.json" in report
 
 
+@pytest.mark.slow  # a multirun in this process, Optuna imported
 def test_a_storage_that_cannot_be_opened_is_one_line_and_makes_no_folder(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path}/no/such/folder/study.db"
     code = segexp_cli("--multirun", *SEARCH, f"hydra.sweeper.storage={storage}",
@@ -82,6 +83,7 @@ def test_a_storage_that_cannot_be_opened_is_one_line_and_makes_no_folder(tmp_pat
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.slow  # creates a database (Optuna's tables)
 def test_a_study_of_the_same_name_with_another_search_space_is_one_line(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path}/study.db"
     study = optuna.create_study(study_name="s", storage=open_storage(storage, None))

@@ -27,6 +27,7 @@ def test_a_storage_that_cannot_be_opened_is_one_line_naming_the_key_and_the_fix(
     assert "secret" not in line
 
 
+@pytest.mark.slow  # creates a database (Optuna's tables)
 def test_a_storage_opens_with_the_heartbeat_and_is_shown_without_its_password(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=3, grace_period=7)
     assert storage.is_heartbeat_enabled() and storage.get_heartbeat_interval() == 3
@@ -44,6 +45,7 @@ def test_the_processes_of_one_study_share_a_label_a_study_of_one_process_has_non
     assert study_label(OmegaConf.create({"hydra": {"sweeper": {"params": {}}}})) is None
 
 
+@pytest.mark.slow  # creates a database (Optuna's tables)
 def test_a_database_that_another_process_is_creating_is_opened_again(tmp_path, monkeypatch):
     """Two processes started together both create Optuna's tables in a new database: the
     second trips over the first's rows, then finds the finished database."""
