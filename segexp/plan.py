@@ -1,0 +1,85 @@
+"""`segexp-plan dataset=... budget=15min out=myconf` (python -m segexp.plan): read the dataset as
+the audit does, probe this machine, and write a preset of the settings for a first strong run
+within the budget, with the measured number behind each choice (docs/new-dataset.md)."""
+
+import logging
+import platform
+from pathlib import Path
+
+import torch
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from segexp.config.checks import validate
+from segexp.config.cli import hydra_app, run_tool
+from segexp.config.trainer import duration_seconds
+from segexp.errors import SegexpError
+from segexp.planning.fingerprint import fingerprint
+from segexp.planning.measure import Meter
+from segexp.planning.preset import check_preset, write_preset
+from segexp.planning.rules import Choice, plan
+from segexp.runtime import interrupt
+
+log = logging.getLogger("segexp")
+PLAN_KEYS = ("budget", "out", "preset", "overwrite")
+
+
+def table(choices: list[Choice]) -> str:
+    """``choice | value | why``, the values as they would be typed on the command line."""
+    width = max(len(c.name) for c in choices)
+    rows = [f"{'choice':<{width}} | value | why", "-" * 100]
+    for c in choices:
+        value = " ".join(f"{k}={_typed(v)}" for k, v in c.keys.items())
+        rows.append(f"{c.name:<{width}} | {value} | {c.why}")
+    return "\n".join(rows)
+
+
+def _typed(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ",".join(_typed(v) for v in value) + "]"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_plan(cfg: DictConfig) -> list[Choice]:
+    seconds = duration_seconds(cfg.budget)
+    if seconds is None:
+        raise SegexpError(f"budget={cfg.budget}: give a duration, e.g. budget=15min or 900")
+    name = str(cfg.preset or f"{cfg.dataset.name}_plan")
+    paths = check_preset(Path(cfg.out), name, bool(cfg.overwrite))
+    validate(cfg)
+    found, cfg = fingerprint(cfg)
+    given = [o for o in HydraConfig.get().overrides.task if o.split("=")[0] not in PLAN_KEYS]
+
+    def meter_for(model_keys: dict) -> Meter:
+        model = [f"{k}={v}" for k, v in model_keys.items()]
+
+        def config_for(crop: tuple[int, int]) -> DictConfig:
+            size = f"dataset.image_size=[{crop[0]},{crop[1]}]"
+            return compose(config_name="config", overrides=[*given, *model, size])
+
+        return Meter(config_for)
+
+    choices = plan(cfg, found, seconds, meter_for, str(cfg.budget))
+    machine = f"{platform.machine()}, {torch.get_num_threads()} CPU threads"
+    if torch.cuda.is_available():
+        machine = torch.cuda.get_device_name()
+    header = f"dataset {cfg.dataset.name}, budget {cfg.budget}, on {machine}"
+    write_preset(paths, name, cfg.dataset, choices, header)
+    log.info("plan for %s\n%s", header, table(choices))
+    log.info(
+        "written: %s, %s\nrun it: python -m segexp --config-dir %s +experiment=%s",
+        paths["dataset"], paths["experiment"], Path(cfg.out), name,
+    )  # fmt: skip
+    return choices
+
+
+@hydra_app("plan")
+def main(cfg: DictConfig) -> None:
+    run_tool(interrupt.interruptible(run_plan), cfg)
+
+
+if __name__ == "__main__":
+    main()
