@@ -181,6 +181,7 @@ class RunLength:
     def check_fits(self, step: int) -> None:
         """Refuse, before any work, a budget that cannot hold one step and the test pass."""
         needed = (self.seconds - self.left()) + (self.step_seconds or 0.0) + self._final_reserve()
+        needed = distributed.from_main(needed)  # every rank refuses, or none
         if step == 0 and needed > self.seconds:
             raise SegexpError(
                 f"trainer.time_budget={self.seconds:g}s is too small for one optimizer step and "
