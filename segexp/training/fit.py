@@ -34,6 +34,7 @@ from segexp.training.budget import RunLength, plan_length
 from segexp.training.epoch import train_one_epoch
 from segexp.training.experiment import Experiment, build_experiment
 from segexp.training.loggers import log_hparams, log_metrics, open_writer
+from segexp.training.loggers.fanout import Writers
 from segexp.training.resume import Progress, restore, save_epoch, training_state
 from segexp.training.transfer import freeze_schedule
 from segexp.visual.colours import dataset_palette, preview_grid
@@ -98,11 +99,13 @@ def fit(
     finals = {"val": progress.best_val, "test": test}
     log_hparams(writer, cfg, run_info or {}, finals, experiment_record=not sweep_job)
     writer.add_text("final_metrics", _as_code(metrics_table(finals)))
-    writer.close()
     progress.elapsed_seconds += time.perf_counter() - started
     early = bool(progress.early_stopping.get("stopped_epoch"))
+    run_length = length.record(early, progress.elapsed_seconds)
+    record_length(writer, run_length)
+    writer.close()
     summary = make_summary(exp, run_dir, run_info or {}, progress, stats, test)
-    summary.update(length.record(early, progress.elapsed_seconds))
+    summary.update(run_length)
     summary["logger_errors"] = writer.errors  # a logger's failure never fails the run
     if distributed.is_main():
         check_still_there(run_dir, progress)
@@ -126,6 +129,15 @@ def announce(exp: Experiment, run_dir: Path, stats: dict[str, Any]) -> None:
         exp.cfg.model.net._target_, stats["num_parameters"] / 1e6, stats["gflops"],
         exp.dev.device, exp.dev.precision, torch.get_num_threads(), exp.splits.train_batches,
     )  # fmt: skip
+
+
+def record_length(writer: Writers, run_length: dict[str, Any]) -> None:
+    """The run's length in TensorBoard: each decision of the step plan as train/planned_steps
+    at the step it was made, and the record (what stopped it, budget, time used) as text."""
+    for step, total in run_length["step_plan"]:
+        writer.add_scalar("train/planned_steps", total, step)
+    lines = [f"{key}: {value}" for key, value in run_length.items() if key != "step_plan"]
+    writer.add_text("run_length", _as_code("\n".join(lines)))
 
 
 def _as_code(text: str) -> str:

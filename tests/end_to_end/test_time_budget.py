@@ -5,6 +5,7 @@ import json
 import shlex
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from segexp.training.fit import fit
 from tests.conftest import TINY, compose_config, segexp_cli
@@ -32,12 +33,18 @@ def test_a_budgeted_run_records_its_plan_and_the_override_repeats_it_exactly(tmp
 
 
 def test_a_resumed_run_continues_against_what_is_left_of_its_budget(tmp_path):
-    first = fit(compose_config([*BUDGETED, "trainer.time_budget=8s", "trainer.epochs=1"]), tmp_path)
+    budgeted = [*BUDGETED, "trainer.time_budget=8s", "logger=tensorboard"]
+    first = fit(compose_config([*budgeted, "trainer.epochs=1"]), tmp_path)
     assert first["stopped_by"] == "epochs"
-    rest = fit(compose_config([*BUDGETED, "trainer.time_budget=8s"]), tmp_path)
+    rest = fit(compose_config(budgeted), tmp_path)
     assert rest["stopped_by"] == "budget" and rest["epochs_run"] > 1
     assert rest["step_plan"][: len(first["step_plan"])] == first["step_plan"]
     assert rest["time_used_s"] > first["time_used_s"]  # both sessions count
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    planned = [[e.step, int(e.value)] for e in events.Scalars("train/planned_steps")]
+    assert planned[-len(rest["step_plan"]) :] == rest["step_plan"]
+    assert "run_length/text_summary" in events.Tags()["tensors"]
 
 
 def test_a_budget_too_small_is_refused_before_any_work(tmp_path, capsys):
