@@ -3,6 +3,7 @@ the audit does, probe this machine, and write a preset of the settings for a fir
 within the budget, with the measured number behind each choice (docs/new-dataset.md)."""
 
 import logging
+import os
 import platform
 from pathlib import Path
 
@@ -66,9 +67,17 @@ def run_plan(cfg: DictConfig) -> list[Choice]:
     machine = f"{platform.machine()}, {torch.get_num_threads()} CPU threads"
     if torch.cuda.is_available():
         machine = torch.cuda.get_device_name()
+    load = os.getloadavg()[0]
+    machine += f", load average {load:.1f}"
     header = f"dataset {cfg.dataset.name}, budget {cfg.budget}, on {machine}"
     write_preset(paths, name, cfg.dataset, choices, header)
     log.info("plan for %s\n%s", header, table(choices))
+    if load > (os.cpu_count() or 1):
+        log.warning(
+            "measured under load (load average %.1f on %d cores): the sizes fit this machine as "
+            "busy as it is now; plan again when it is quieter for a plan that fits it then",
+            load, os.cpu_count() or 1,
+        )  # fmt: skip
     log.info(
         "written: %s, %s\nrun it: python -m segexp --config-dir %s +experiment=%s",
         paths["dataset"], paths["experiment"], Path(cfg.out), name,
