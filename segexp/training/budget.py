@@ -25,6 +25,7 @@ machine slowed down) stops at its deadline, recorded as a last decision [step, s
 
 import copy
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from segexp.training.schedulers import set_horizon
 DECIDE_EVERY = 0.05
 TOLERANCE = 0.03
 FIRST_DECISION_STEPS = 5  # after the probe's guess: the first measured steps
+RECENT_EPOCHS = 5  # epoch ends whose median estimates the next one and the test pass
 MARGIN = (0.02, 1.0)  # kept free at the end: 2 % of the budget, at least a second
 
 
@@ -126,6 +128,7 @@ class RunLength:
         self.horizon = 0
         self.step_seconds: float | None = None
         self.epoch_end_seconds: float | None = None  # validation + checkpoint, measured
+        self.recent_ends: list[tuple[float, float]] = []  # (epoch end, test image) seconds
         self.eval_image_seconds: float | None = None
         self.last_mark = clock()
         self.window = [0.0, 0]  # training seconds and optimizer steps since the last decision
@@ -253,10 +256,13 @@ class RunLength:
     def epoch_ended(self, step: int, validation_seconds: float, end_seconds: float) -> None:
         """After an epoch's validation pass and checkpoint (``end_seconds``: both, and the
         logging between them)."""
-        self.epoch_end_seconds = end_seconds
         val = max(1, self.sizes.get("val", 1))
         # The test pass's cost per image, from the validation pass it resembles most.
-        self.eval_image_seconds = validation_seconds / val * self.sizes.get("test_pixels", 1.0)
+        per_image = validation_seconds / val * self.sizes.get("test_pixels", 1.0)
+        self.recent_ends = [*self.recent_ends, (end_seconds, per_image)][-RECENT_EPOCHS:]
+        # The median of the last few: one epoch end slowed by another job does not move it.
+        self.epoch_end_seconds = statistics.median(e for e, _ in self.recent_ends)
+        self.eval_image_seconds = statistics.median(i for _, i in self.recent_ends)
         if self.seconds is not None and step < self.horizon:
             self._decide(step)
 

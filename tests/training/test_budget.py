@@ -25,9 +25,12 @@ def length(clock: Clock, *, steps_per_epoch: int = 100, **trainer) -> RunLength:
     return RunLength(settings, scheduler, steps_per_epoch, sizes, started=clock(), clock=clock)
 
 
-def run(run_length: RunLength, clock: Clock, seconds_per_step, horizons=None) -> int:
-    """Steps until the length stops them; ``seconds_per_step(step)`` advances the clock;
-    ``horizons`` gets the schedule's horizon after each step."""
+def run(
+    run_length: RunLength, clock: Clock, seconds_per_step, horizons=None, epoch_end=lambda s: 1.0
+) -> int:
+    """Steps until the length stops them; ``seconds_per_step(step)`` and ``epoch_end(step)``
+    (validation and checkpoint) advance the clock; ``horizons`` gets the schedule's horizon
+    after each step."""
     step = 0
     run_length.epoch_started()
     while True:
@@ -35,8 +38,9 @@ def run(run_length: RunLength, clock: Clock, seconds_per_step, horizons=None) ->
         step += 1
         stop = run_length.step_done(step)
         if step % run_length.steps_per_epoch == 0:
-            clock.now += 1.0  # validation and checkpoint
-            run_length.epoch_ended(step, validation_seconds=0.5, end_seconds=1.0)
+            end = epoch_end(step)
+            clock.now += end
+            run_length.epoch_ended(step, validation_seconds=end / 2, end_seconds=end)
             run_length.epoch_started()
         if horizons is not None:
             horizons.append(run_length.scheduler.lr_lambdas[0].total_steps)
@@ -66,6 +70,14 @@ def test_a_sudden_slowdown_stops_at_the_deadline_and_is_recorded():
     assert budget.deadline_hit and budget.decisions[-1] == [steps, steps]
     assert clock.now - 1000.0 <= 60
     assert budget.stopped_by(early_stopped=False) == "budget"
+
+
+def test_one_slow_epoch_end_does_not_end_the_run_early():
+    clock = Clock()
+    budget = length(clock, time_budget="100s", steps_per_epoch=50)
+    budget.start(0, Probe(step=0.01, eval_image=0.05))
+    run(budget, clock, lambda step: 0.01, epoch_end=lambda step: 20.0 if step == 2000 else 1.0)
+    assert 95 <= clock.now - 1000.0 <= 100 - MARGIN[1]  # left: the last epoch end, test, margin
 
 
 def test_the_recorded_plan_replays_the_same_horizons_at_the_same_steps():
