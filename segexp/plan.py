@@ -14,11 +14,12 @@ from omegaconf import DictConfig
 
 from segexp.config.checks import validate
 from segexp.config.cli import hydra_app, run_tool
+from segexp.config.paths import config_exists
 from segexp.config.trainer import duration_seconds
 from segexp.errors import SegexpError
 from segexp.planning.fingerprint import fingerprint
 from segexp.planning.measure import Meter
-from segexp.planning.preset import check_preset, write_preset
+from segexp.planning.preset import check_preset, dataset_preset, write_preset
 from segexp.planning.rules import Choice, plan
 from segexp.runtime import interrupt
 
@@ -42,6 +43,18 @@ def _typed(value) -> str:
     if isinstance(value, list):
         return "[" + ",".join(_typed(v) for v in value) + "]"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _base(out: Path) -> tuple[str, DictConfig] | None:
+    """The dataset config the plan started from, when the preset's folder reaches it (one of
+    segexp's own or one in ``out``), composed alone: the preset then holds only what differs."""
+    runtime = HydraConfig.get().runtime
+    base = runtime.choices.get("dataset")
+    searched = {source.path for source in runtime.config_sources if source.schema == "file"}
+    in_out = (out / "dataset" / f"{base}.yaml").is_file() and str(out.resolve()) in searched
+    if not (config_exists(f"dataset/{base}") or in_out):
+        return None
+    return base, compose(config_name="config", overrides=[f"dataset={base}"]).dataset
 
 
 def run_plan(cfg: DictConfig) -> list[Choice]:
@@ -70,7 +83,8 @@ def run_plan(cfg: DictConfig) -> list[Choice]:
     load = os.getloadavg()[0]
     machine += f", load average {load:.1f}"
     header = f"dataset {cfg.dataset.name}, budget {cfg.budget}, on {machine}"
-    write_preset(paths, name, cfg.dataset, choices, header)
+    dataset = dataset_preset(cfg.dataset, name, choices, _base(Path(cfg.out)))
+    write_preset(paths, name, dataset, choices, header)
     log.info("plan for %s\n%s", header, table(choices))
     if load > (os.cpu_count() or 1):
         log.warning(

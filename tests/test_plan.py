@@ -1,6 +1,7 @@
 """segexp-plan: from a dataset to a preset and its table, and the mistakes it refuses."""
 
 import pytest
+import yaml
 
 from tests.conftest import run_cli
 from tests.planning.test_fingerprint import palette_folders
@@ -29,7 +30,12 @@ def test_a_plan_prints_each_choice_with_its_reason_and_writes_a_preset(tmp_path)
     assert "dataset.ignore_index=3" in table and "Traceback" not in text
     assert "python -m segexp --config-dir" in text and "+experiment=folder_plan" in text
     preset = tmp_path / "myconf" / "experiment" / "folder_plan.yaml"
-    assert preset.is_file() and (tmp_path / "myconf" / "dataset" / "folder_plan.yaml").is_file()
+    assert preset.is_file()
+    # The dataset config: segexp's folder config and the keys that differ from it.
+    data = yaml.safe_load((tmp_path / "myconf" / "dataset" / "folder_plan.yaml").read_text())
+    assert data["defaults"] == ["folder", "_self_"] and data["root"] == str(root)
+    assert (data["num_classes"], data["ignore_index"], data["name"]) == (3, 3, "folder_plan")
+    assert "train" not in data and "layout" not in data
     # Run again: the preset is kept unless overwrite=true.
     status, text = plan(tmp_path, root)
     assert status == 1 and "folder_plan.yaml already exists: give another out= or overwrite" in text

@@ -62,14 +62,47 @@ def _dump(data: dict[str, Any]) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
 
 
-def write_preset(
-    paths: dict[str, Path], name: str, dataset: DictConfig, choices: list[Choice], header: str
-) -> None:
-    """The two files of the preset (atomically: a failure leaves no half preset)."""
-    keys = {k: v for choice in choices for k, v in choice.keys.items()}
+def _changed(node: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``node`` that differ from ``base`` (nested mappings merge in Hydra: only the
+    keys that changed within them)."""
+    changed = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            value = _changed(value, base[key])
+            if value:
+                changed[key] = value
+        elif key not in base or value != base[key]:
+            changed[key] = value
+    return changed
+
+
+def _planned(choices: list[Choice]) -> dict[str, Any]:
+    return {k: v for choice in choices for k, v in choice.keys.items()}
+
+
+def dataset_preset(
+    dataset: DictConfig, name: str, choices: list[Choice], base: tuple[str, DictConfig] | None
+) -> dict[str, Any]:
+    """The preset's dataset config: the planned ``dataset.*`` keys on the dataset as planned.
+    With ``base`` (the config it came from, by name and as composed alone), that config as
+    default and only the keys that differ from it; else the whole node."""
+    keys = _planned(choices)
     data = {k.removeprefix("dataset."): v for k, v in keys.items() if k.startswith("dataset.")}
     node = OmegaConf.to_container(dataset, resolve=False)
     node.update(name=name, **data)
+    if base is None:
+        return node
+    base_name, base_node = base
+    changed = _changed(node, OmegaConf.to_container(base_node, resolve=False))
+    return {"defaults": [base_name, "_self_"], **changed}
+
+
+def write_preset(
+    paths: dict[str, Path], name: str, dataset: dict[str, Any], choices: list[Choice], header: str
+) -> None:
+    """The two files of the preset (atomically: a failure leaves no half preset); ``dataset``:
+    from dataset_preset."""
+    keys = _planned(choices)
     rest = {k: v for k, v in keys.items() if not k.startswith("dataset.") and k not in GROUPS}
     defaults = [{"override /dataset": name}, *({f"override /{g}": keys[g]} for g in GROUPS)]
     stamp = datetime.date.today().isoformat()
@@ -83,7 +116,7 @@ def write_preset(
     )  # fmt: skip
     with atomic_write(paths["dataset"]) as f:
         f.write(f"# The dataset of the preset {name}; planned data keys set below the others.\n")
-        f.write(_dump(node))
+        f.write(_dump(dataset))
     with atomic_write(paths["experiment"]) as f:
         f.write("# @package _global_\n" + intro)
         f.write(_dump({"defaults": [*defaults, "_self_"], **_nested(rest)}))
