@@ -210,7 +210,10 @@ def plan(
             "training crop",
             {"dataset.image_size": list(chosen.crop)},
             f"of the {rh}x{rw} images, the largest crop (at most {CROP_CAP}, in multiples of the "
-            f"model's stride {stride}) at which {MIN_IMAGES} training images fit",
+            f"model's stride {stride}) at which {MIN_IMAGES} training images fit"
+            if not chosen.notes
+            else f"the smallest tried (in multiples of the model's stride {stride}): "
+            f"{MIN_IMAGES} training images fit at no size",
         ),
         Choice(
             "batch",
