@@ -178,7 +178,8 @@ def run_epoch(
     val = validate_epoch(exp, epoch, writer)
     validation_seconds = time.perf_counter() - ended
     improved = track_best(exp, epoch, progress, val)
-    progress.elapsed_seconds += time.perf_counter() - started
+    mark = time.perf_counter()  # the checkpoint and logging below count in the next interval
+    progress.elapsed_seconds += mark - started
     progress.step_plan = [list(decision) for decision in length.decisions]
     record_epoch(exp, progress, writer, run_dir, improved)
     length.epoch_ended(progress.global_step, validation_seconds, time.perf_counter() - ended)
@@ -191,7 +192,7 @@ def run_epoch(
     )  # fmt: skip
     if progress.early_stopping.get("stopped_epoch"):
         log.info("early stopping at epoch %d: %s", epoch, stop_reason(exp, progress))
-    return time.perf_counter()
+    return mark
 
 
 def train_epoch(
