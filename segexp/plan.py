@@ -15,13 +15,14 @@ from omegaconf import DictConfig
 from segexp.config.checks import validate
 from segexp.config.cli import hydra_app, run_tool
 from segexp.config.paths import config_exists
-from segexp.config.trainer import duration_seconds
+from segexp.config.trainer import duration_seconds, trainer_settings
 from segexp.errors import SegexpError
 from segexp.planning.fingerprint import fingerprint
 from segexp.planning.measure import Meter
 from segexp.planning.preset import check_preset, dataset_preset, write_preset
 from segexp.planning.rules import Choice, plan
 from segexp.runtime import interrupt
+from segexp.runtime.threads import set_threads
 
 log = logging.getLogger("segexp")
 PLAN_KEYS = ("budget", "out", "preset", "overwrite")
@@ -64,6 +65,9 @@ def run_plan(cfg: DictConfig) -> list[Choice]:
     name = str(cfg.preset or f"{cfg.dataset.name}_plan")
     paths = check_preset(Path(cfg.out), name, bool(cfg.overwrite))
     validate(cfg)
+    # The probes run with the threads a run started now would take (num_threads=auto: fewer on
+    # a busy machine, where two threads can make a step many times slower).
+    set_threads(trainer_settings(cfg.trainer).num_threads)
     found, cfg = fingerprint(cfg)
     given = [o for o in HydraConfig.get().overrides.task if o.split("=")[0] not in PLAN_KEYS]
 
