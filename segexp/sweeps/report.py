@@ -30,7 +30,11 @@ SCALARS = [
     (f"{split}_{key}", (split, key))
     for split in ("val", "test")
     for key in ("mIoU", "mDice", "pixel_acc", "mBF1")
-] + [("train_time_s", ("train_time_s",)), ("images_per_s", ("images_per_s",))]
+] + [
+    ("train_time_s", ("train_time_s",)),
+    ("images_per_s", ("images_per_s",)),
+    ("steps", ("steps",)),  # optimizer steps: what a time budget gave each job
+]
 
 
 def _get(summary: dict[str, Any], path: tuple[str, ...]) -> float:
@@ -88,6 +92,20 @@ def _pm(row: dict[str, Any], column: str, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _budget_lines(jobs: list[Job]) -> list[str]:
+    """What length each job had: the time budget every job got, and what stopped each."""
+    done = [job.summary for job in jobs if job.status == "completed"]
+    budgets = sorted({s["time_budget_s"] for s in done if s.get("time_budget_s")})
+    if not budgets:
+        return []
+    stops: dict[str, int] = {}
+    for summary in done:
+        stops[summary.get("stopped_by", "?")] = stops.get(summary.get("stopped_by", "?"), 0) + 1
+    stopped = ", ".join(f"{reason} {n}" for reason, n in sorted(stops.items()))
+    given = " / ".join(f"{b:g} s" for b in budgets)
+    return [f"Each job's time budget: {given} (stopped by: {stopped}).", ""]
+
+
 def _table(header: list[str], lines: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return out + ["| " + " | ".join(cells) + " |" for cells in lines]
@@ -122,17 +140,18 @@ def markdown(
         "",
         f"Overrides common to all jobs: `{' '.join(common) or 'none'}`",
         "",
+        *_budget_lines(jobs),
     ]
     if warnings:
         lines += ["## Read with care", "", *warnings, ""]
     lines += ["## Variants", ""]
     lines += _table(
         ["variant", "seeds", "val mIoU", "val mDice", "val pixel acc", "val mBF1", "test mIoU",
-         "test mDice", "test pixel acc", "test mBF1", "train time (s)", "images/s"],
+         "test mDice", "test pixel acc", "test mBF1", "train time (s)", "images/s", "steps"],
         [
             [f"`{r['variant']}`", str(r["seeds"])]
             + [_pm(r, c) for c, _ in SCALARS[:8]]
-            + [_pm(r, "train_time_s", 1), _pm(r, "images_per_s", 1)]
+            + [_pm(r, "train_time_s", 1), _pm(r, "images_per_s", 1), _pm(r, "steps", 0)]
             for r in rows
         ],
     )  # fmt: skip
