@@ -120,14 +120,16 @@ def start_cli(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
         )  # fmt: skip
 
 
-def in_a_job(sweep_dir: Path, process: subprocess.Popen, timeout: float = 200) -> None:
-    """Wait until ``process`` (a sweep run by the basic launcher, its jobs in its own process)
-    runs a job of ``sweep_dir``: the job folder's lock names its PID."""
+def in_a_job(
+    sweep_dir: Path, process: subprocess.Popen | None = None, timeout: float = 200
+) -> None:
+    """Wait until ``process`` (a sweep run by the basic launcher, its jobs in its own process;
+    None: this process) runs a job of ``sweep_dir``: the job folder's lock names its PID."""
+    pid = os.getpid() if process is None else process.pid
     deadline = time.monotonic() + timeout
-    while not any(
-        f"PID {process.pid} " in lock.read_text() for lock in sweep_dir.glob("*/.segexp.lock")
-    ):
-        assert process.poll() is None and time.monotonic() < deadline, "no job started"
+    while not any(f"PID {pid} " in lock.read_text() for lock in sweep_dir.glob("*/.segexp.lock")):
+        alive = process is None or process.poll() is None
+        assert alive and time.monotonic() < deadline, "no job started"
         time.sleep(0.05)
 
 

@@ -295,7 +295,8 @@ class SharedStudySweeperImpl(OptunaSweeperImpl):
                     returns = self._launch(trials, overrides)
             except BaseException:  # Ctrl-C, a signal, a launcher's error: not running forever
                 for trial in trials:
-                    study.tell(trial, state=TrialState.FAIL)
+                    with contextlib.suppress(Exception):  # the first error is the one to see
+                        study.tell(trial, state=TrialState.FAIL)
                 raise
             ran += len(trials)
             failures = self._tell(study, trials, returns, directions)

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, needs_gloo]
 # Three epochs of 25 steps a process: long enough to kill a node between two checkpoints.
 RUN = [*DISTRIBUTED_RUN, "trainer.epochs=3", "dataset.train.num_samples=200",
        "trainer.deterministic=true", "trainer.print_config=false", "loss=ce",
-       "optimizer.lr=0.03", "logger=tensorboard"]  # fmt: skip
+       "optimizer.lr=0.03", "logger=tensorboard", "trainer.time_budget=null"]  # fmt: skip
 
 
 def torchrun(options: list[str], *overrides: str, log: Path) -> subprocess.Popen:

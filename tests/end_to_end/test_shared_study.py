@@ -12,6 +12,9 @@ import pytest
 from tests.conftest import TINY, in_a_job, segexp_cli, start_cli
 
 optuna = pytest.importorskip("optuna")
+
+from segexp.sweeps.study import SKIPPED_ATTR  # noqa: E402 (needs optuna)
+
 pytestmark = pytest.mark.slow
 
 N_TRIALS = 4
@@ -40,6 +43,12 @@ def search_together(storage: str, name: str, root: Path, capsys) -> list[str]:
 
 def check_one_study(storage: str, name: str, sweep_dir: Path, outputs: list[str]) -> None:
     trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    # Two processes that ask at the same moment for the last trial: the one numbered past
+    # n_trials is told failed, with the reason, and never runs.
+    skipped = [t for t in trials if SKIPPED_ATTR in t.user_attrs]
+    assert all(t.number >= N_TRIALS and not t.params for t in skipped)
+    assert {t.state for t in skipped} <= {optuna.trial.TrialState.FAIL}
+    trials = [t for t in trials if SKIPPED_ATTR not in t.user_attrs]
     assert sorted(t.number for t in trials) == list(range(N_TRIALS))  # n_trials in all, once
     assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
     assert len({tuple(sorted(t.params.items())) for t in trials}) == N_TRIALS  # none twice

@@ -7,13 +7,14 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
 from torch.distributed.run import get_args_parser
 
 from segexp.training.fit import fit
-from tests.conftest import REPO, TINY, compose_config, start_cli
+from tests.conftest import REPO, TINY, cli_env, compose_config, segexp_cli
 
 RECIPE = REPO / "docs" / "slurm" / "multinode.sbatch"
 FAKES = {
@@ -64,28 +65,34 @@ def test_the_multinode_recipe_starts_one_torchrun_a_node_meeting_on_the_first(tm
 # Four epochs of 16 steps; the learning rate makes a late epoch the best one, so the final
 # metrics come from after the preemption.
 REQUEUED = [*TINY, "trainer.epochs=4", "dataset.train.num_samples=64", "trainer.deterministic=true",
-            "logger=none", "loss=ce", "optimizer.lr=0.03"]  # fmt: skip
+            "logger=none", "loss=ce", "optimizer.lr=0.03", "trainer.time_budget=null"]  # fmt: skip
 
 
 @pytest.mark.slow
-def test_a_preempted_sweep_job_is_requeued_by_submitit_and_continues_exactly(tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    sweep = start_cli(
-        "--multirun", "hydra/launcher=submitit_local", *REQUEUED, "seed=0",
-        f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, log=tmp_path / "sweep.log",
-    )  # fmt: skip
-    job = sweep_dir / "0"
-    try:
+def test_a_preempted_sweep_job_is_requeued_by_submitit_and_continues_exactly(
+    tmp_path, monkeypatch, capsys
+):
+    """The sweep runs in this process, its job (and the requeued job) in submitit's."""
+    sweep_dir, job = tmp_path / "sweep", tmp_path / "sweep" / "0"
+    monkeypatch.setenv("PYTHONPATH", cli_env()["PYTHONPATH"])  # the job imports this checkout
+    preempted = []
+
+    def preempt_after_epoch_1() -> None:
         deadline = time.monotonic() + 200
-        while not (job / "checkpoints" / "last.pt").is_file():  # epoch 1 done
-            assert time.monotonic() < deadline and sweep.poll() is None
+        while not (job / "checkpoints" / "last.pt").is_file():
+            if time.monotonic() > deadline:
+                return
             time.sleep(0.05)
         holder = (job / ".segexp.lock").read_text()  # "PID <the job's process> on ..."
         os.kill(int(holder.split()[1]), signal.SIGUSR2)  # what SLURM sends at preemption
-        assert sweep.wait(timeout=300) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
-    finally:
-        if sweep.poll() is None:
-            sweep.kill()
+        preempted.append(holder)
+
+    signaller = threading.Thread(target=preempt_after_epoch_1, daemon=True)
+    signaller.start()
+    code = segexp_cli("--multirun", "hydra/launcher=submitit_local", *REQUEUED, "seed=0",
+                      f"hydra.sweep.dir={sweep_dir}")  # fmt: skip
+    signaller.join(timeout=60)
+    assert code == 0 and preempted, "".join(capsys.readouterr())[-3000:]
     submitit = "".join(p.read_text() for p in sweep_dir.glob(".submitit/*/*_log.out"))
     assert "Requeued job" in submitit  # submitit's own protocol: checkpointed, requeued
     log = (job / "segexp.log").read_text()

@@ -3,15 +3,18 @@ opened, a study of the same name that searches another space."""
 
 import json
 import re
+import signal
+import threading
 import time
 
 import pytest
 
-from segexp.sweeps.storage import open_storage
-from segexp.sweeps.study import check_search_space, search_space_record
 from tests.conftest import TINY, in_a_job, segexp_cli, start_cli
 
 optuna = pytest.importorskip("optuna")
+
+from segexp.sweeps.storage import open_storage  # noqa: E402 (needs optuna)
+from segexp.sweeps.study import check_search_space, search_space_record  # noqa: E402
 
 SEARCH = [*TINY, "trainer.epochs=1", "logger=none", "trainer.print_config=false",
           "hparams_search=optuna", "hydra.sweeper.heartbeat_interval=1",
@@ -37,23 +40,29 @@ def test_a_process_killed_mid_trial_leaves_it_failed_the_other_goes_on_a_new_one
               "hydra.sweeper.study_name=s"]  # fmt: skip
     sweep_dir = tmp_path / "outputs/multirun/study_s"
     killed = start_cli(*common, "hydra.sweeper.n_trials=4", SLOW, cwd=tmp_path, log=tmp_path / "k")
-    other = None
+    killed_at = []
+
+    def kill_mid_trial() -> None:  # once this process runs a trial too
+        in_a_job(sweep_dir)
+        killed.kill()  # SIGKILL in the middle of its trial
+        killed_at.append(time.monotonic())
+
     try:
         in_a_job(sweep_dir, killed)
-        other = start_cli(*common, "hydra.sweeper.n_trials=4", cwd=tmp_path, log=tmp_path / "o")
-        in_a_job(sweep_dir, other)
-        killed.kill()  # SIGKILL in the middle of its trial, while the other runs one
-        killed.wait(timeout=60)
-        stale = time.monotonic() + 2.5  # its trial's last heartbeat is then past grace_period
-        assert other.wait(timeout=300) == 0, (tmp_path / "o").read_text()[-3000:]
+        killer = threading.Thread(target=kill_mid_trial, daemon=True)
+        killer.start()
+        capsys.readouterr()
+        other = segexp_cli(*common, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={sweep_dir}")
+        other_console = "".join(capsys.readouterr())  # the other process (this one) goes on
+        killer.join(timeout=60)
+        assert killed.wait(timeout=60) == -signal.SIGKILL and killed_at
     finally:
-        for process in (killed, other):
-            if process is not None and process.poll() is None:
-                process.kill()
-    time.sleep(max(0.0, stale - time.monotonic()))
-    capsys.readouterr()
+        if killed.poll() is None:
+            killed.kill()
+    assert other == 0, other_console[-3000:]
+    time.sleep(max(0.0, killed_at[0] + 2.5 - time.monotonic()))  # its heartbeat: > grace_period
     joined = segexp_cli(*common, "hydra.sweeper.n_trials=5", f"hydra.sweep.dir={sweep_dir}")
-    joined_console = "".join(capsys.readouterr())  # a new process (this one) joins, one more
+    joined_console = "".join(capsys.readouterr())  # a new process (this one again) joins
     assert joined == 0, joined_console[-3000:]
 
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
@@ -67,7 +76,7 @@ def test_a_process_killed_mid_trial_leaves_it_failed_the_other_goes_on_a_new_one
     for number in (1, 2, 3, 4):
         summary = json.loads((folders[number] / "summary.json").read_text())
         assert summary["status"] == "completed"
-    ran = [(tmp_path / "o").read_text(), joined_console]
+    ran = [other_console, joined_console]
     assert [int(re.search(r"this process ran (\d+)", out)[1]) for out in ran] == [3, 1]
     report = (sweep_dir / "report.md").read_text()
     assert "5 jobs: 4 completed, 0 failed, 0 interrupted, 1 without summary.json" in report
