@@ -1,0 +1,35 @@
+"""The Hydra sweeper: a thin shell around ``_impl`` (as Hydra's own sweeper plugins are)."""
+
+from typing import Any
+
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+class DecideSweeper(Sweeper):
+    """Runs each variant on seeds round by round until its comparison with the baseline is
+    decided (segexp/sweeps/adaptive.py)."""
+
+    def __init__(
+        self,
+        params: DictConfig | None,
+        first_round: int,
+        seeds_per_round: int,
+        max_seeds: int,
+        min_effect: float,
+        replicates: int,
+    ) -> None:
+        from ._impl import DecideSweeperImpl
+
+        self.sweeper = DecideSweeperImpl(
+            params, first_round, seeds_per_round, max_seeds, min_effect, replicates
+        )
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        return self.sweeper.sweep(arguments)
