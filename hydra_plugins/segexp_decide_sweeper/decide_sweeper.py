@@ -11,20 +11,11 @@ class DecideSweeper(Sweeper):
     """Runs each variant on seeds round by round until its comparison with the baseline is
     decided (segexp/sweeps/adaptive.py)."""
 
-    def __init__(
-        self,
-        params: DictConfig | None,
-        first_round: int,
-        seeds_per_round: int,
-        max_seeds: int,
-        min_effect: float,
-        replicates: int,
-    ) -> None:
+    def __init__(self, **settings: Any) -> None:
+        """``settings``: the keys of ``config.DecideSweeperConf``, as Hydra composed them."""
         from ._impl import DecideSweeperImpl
 
-        self.sweeper = DecideSweeperImpl(
-            params, first_round, seeds_per_round, max_seeds, min_effect, replicates
-        )
+        self.sweeper = DecideSweeperImpl(**settings)
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig

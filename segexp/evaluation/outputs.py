@@ -119,7 +119,9 @@ def confusion_difference_figure(difference: np.ndarray, names: list[str], title:
     if len(names) <= 12:
         for i in range(len(names)):
             for j in range(len(names)):
-                ax.text(j, i, f"{difference[i, j]:+.3f}", ha="center", va="center", fontsize=8)
-    fig.colorbar(image, ax=ax, label="variant - baseline (fraction of the true row)")
+                colour = "white" if abs(difference[i, j]) > 0.6 * limit else "black"
+                ax.text(j, i, f"{difference[i, j]:+.3f}", ha="center", va="center", fontsize=8,
+                        color=colour)  # fmt: skip
+    fig.colorbar(image, ax=ax, label="variant - baseline (share of the row)")
     fig.tight_layout()
     return fig

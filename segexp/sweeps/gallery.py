@@ -120,12 +120,17 @@ def gallery_grid(comparison: Comparison, rows: list[tuple[str, float]]) -> torch
     colours = dataset_palette(cfg.dataset)
     grid = class_map_grid(torch.stack(images), columns, colours)
     seed = comparison.seeds[0]
-    named = comparison.factor != "variant"  # a sweep's factor: its values alone say little
-    base_name = f"{comparison.factor}={comparison.baseline}" if named else comparison.baseline
-    other_name = f"{comparison.factor}={comparison.value}" if named else comparison.value
+    base_name, other_name = labels_of(comparison)
     titles = ("image", "truth", _short(f"{base_name} s{seed}"), _short(f"{other_name} s{seed}"))
     labels = [f"{gain:+.3f} {image_id}" for image_id, gain in rows]
     return titled_grid(grid, class_names(cfg.dataset), colours, titles, labels)
+
+
+def labels_of(comparison: Comparison) -> tuple[str, str]:
+    """(baseline, variant) as the pictures name them: ``aug=none`` rather than ``none``."""
+    if comparison.factor == "variant":  # runs compared: the labels are whole variants
+        return comparison.baseline, comparison.value
+    return f"{comparison.factor}={comparison.baseline}", f"{comparison.factor}={comparison.value}"
 
 
 def _short(text: str, limit: int = TILE // 6 - 1) -> str:
@@ -174,9 +179,10 @@ def _pictures(comparison: Comparison, number: int, out: Path, writer: SummaryWri
     difference = confusion_difference(comparison)
     if difference is not None and len(names) == len(difference):
         seeds = ",".join(comparison.seeds)
-        title = f"{comparison.value} - {comparison.baseline}, mean over seeds {seeds}"
+        base_name, other_name = labels_of(comparison)
+        title = f"{other_name} - {base_name}, mean over seeds {seeds}"
         figure = confusion_difference_figure(difference, names, title)
-        figure.savefig(out / f"{name}_confusion.png", dpi=100)
+        figure.savefig(out / f"{name}_confusion.png", dpi=100, bbox_inches="tight")
         writer.add_figure(f"{name}/confusion_difference", figure)
         pictures.confusion = f"{FOLDER}/{name}_confusion.png"
     gains = image_gains(comparison)

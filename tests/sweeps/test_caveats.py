@@ -4,8 +4,9 @@ from omegaconf import OmegaConf
 
 from segexp.sweeps.caveats import caveats, shortcuts, timings_comparable
 from segexp.sweeps.jobs import Variant
+from segexp.sweeps.page import markdown
 from segexp.sweeps.paired import compare
-from segexp.sweeps.report import markdown, variant_rows
+from segexp.sweeps.table import variant_rows
 from tests.sweeps.conftest import seed_pairs
 
 

@@ -26,6 +26,7 @@ def runs(tmp_path):
     return tmp_path, old, sweep
 
 
+@pytest.mark.slow  # writes the whole report: charts, gallery, TensorBoard
 def test_runs_from_anywhere_pair_by_seed_and_image(runs):
     root, old, sweep = runs
     out = root / "report"
