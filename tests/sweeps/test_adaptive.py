@@ -52,7 +52,7 @@ def _run(sweep_dir, state: AdaptiveSeeds, offsets: dict[str, list[int]], number:
     jobs = state.next_jobs()
     for overrides in jobs:
         seed = int(overrides[-1].split("=")[1])
-        variant = overrides[1]
+        variant = next(o for o in overrides if o.startswith("aug="))
         name = f"{number[0]}_{variant},seed={seed}"
         job_folder(sweep_dir / name, overrides[:-1], seed, offsets[variant][seed])
         number[0] += 1
@@ -85,3 +85,20 @@ def test_rounds_add_seeds_only_where_the_comparison_is_open(tmp_path):
     assert record["outcomes"][1]["seeds"] == 4 and record["jobs_run"] == 10
     assert record["fixed_seed_jobs"] == {"3": 9, "5": 15, "4": 12}
     assert [r["jobs"] for r in record["rounds"]] == [6, 2, 2]
+
+
+def test_a_rerun_in_the_same_folder_repeats_the_same_rounds(tmp_path):
+    """What makes an adaptive sweep resumable like any sweep: a new sweeper over the folder of a
+    finished (or killed) one asks for the same jobs in the same order, so every job lands in
+    the folder it had and a completed one is skipped (sweeps/resume.py)."""
+    rules = Rules(first_round=2, seeds_per_round=1, max_seeds=4, min_effect=0.001)
+    offsets = {"aug=none": [0] * 4, "aug=strong": [12] * 4, "aug=light": [2, -3, 3, -2]}
+    first = AdaptiveSeeds(plan({"aug": "none,strong,light"}, []), rules)
+    rounds, number = [], [0]
+    while jobs := _run(tmp_path, first, offsets, number):
+        rounds.append(jobs)
+    again = AdaptiveSeeds(plan({"aug": "none,strong,light"}, []), rules)
+    for jobs in rounds:  # the folders are all there: nothing new is written
+        assert again.next_jobs() == jobs
+        again.after_round(tmp_path, len(jobs), 0.0, replicates=200)
+    assert again.next_jobs() == [] and again.outcomes == first.outcomes

@@ -80,10 +80,11 @@ def _coverage(scenario: str, seeds: int, reps: int, interval) -> float:
 @pytest.mark.slow
 def test_the_headline_interval_holds_the_true_difference_at_2_3_5_and_10_seeds():
     """Seeded synthetic experiments (benchmarks/coverage.py has the full table): 95% intervals
-    cover 93-97% there; 200 repetitions leave about ±3% of sampling error."""
+    cover 93-97% there; 200 repetitions leave about ±3% of sampling error. Welch-Satterthwaite
+    degrees of freedom fail it at 2 seeds (91.5%)."""
     for seeds in (2, 3, 5, 10):
         covered = _coverage("seed-dominated", seeds, 200, seeds_images_interval)
-        assert 0.91 <= covered <= 0.99, (seeds, covered)
+        assert 0.93 <= covered <= 0.99, (seeds, covered)
     # The t interval over seeds alone misses the test set's share where the images dominate.
     seeds_only = _coverage("image-dominated", 5, 200, lambda d, _: t_interval(d))
     assert seeds_only < 0.8
