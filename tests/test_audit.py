@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segexp.audit import audit, format_report
+from segexp.audit import format_report
 from segexp.data.checks import preflight
+from segexp.data.survey import survey
 from segexp.errors import SegexpError
 from tests.conftest import REPO, compose_config, run_cli
 from tests.data_factory import make_split_folders, write_sample
@@ -24,7 +25,7 @@ def folder_cfg(root: Path, *overrides: str):
 
 def test_audit_counts_values_frequencies_and_image_statistics(tmp_path):
     make_split_folders(tmp_path, {"train": 5, "val": 3, "test": 2}, size=(12, 16))
-    report = audit(folder_cfg(tmp_path, "dataset.num_classes=2"))
+    report = survey(folder_cfg(tmp_path, "dataset.num_classes=2"))
     assert report["fatal"] == []
     assert {s: r["samples"] for s, r in report["splits"].items()} == {
         "train": 5,
@@ -51,12 +52,12 @@ def test_audit_counts_values_frequencies_and_image_statistics(tmp_path):
 
 def test_255_instead_of_1_is_named(tmp_path):
     make_split_folders(tmp_path, {"train": 2, "val": 2, "test": 2}, mask_scale=255)
-    report = audit(folder_cfg(tmp_path))
+    report = survey(folder_cfg(tmp_path))
     assert report["fatal"] and all("foreground stored as 255" in p for p in report["fatal"])
     assert all("mask_mode=binary" in p for p in report["fatal"])
-    report = audit(folder_cfg(tmp_path, "dataset.ignore_index=-1"))  # 255 is then a bad value
+    report = survey(folder_cfg(tmp_path, "dataset.ignore_index=-1"))  # 255 is then a bad value
     assert any("foreground stored as 255" in p for p in report["fatal"])
-    assert audit(folder_cfg(tmp_path, "dataset.mask_mode=binary"))["fatal"] == []
+    assert survey(folder_cfg(tmp_path, "dataset.mask_mode=binary"))["fatal"] == []
 
 
 def test_values_beyond_num_classes_and_ignore_clash_are_fatal(tmp_path):
@@ -65,7 +66,7 @@ def test_values_beyond_num_classes_and_ignore_clash_are_fatal(tmp_path):
     values = np.asarray(Image.open(mask)).copy()
     values[0, 0] = 7
     Image.fromarray(values).save(mask)
-    report = audit(folder_cfg(tmp_path, "dataset.ignore_index=1"))
+    report = survey(folder_cfg(tmp_path, "dataset.ignore_index=1"))
     fatal = " | ".join(report["fatal"])
     assert "ignore_index=1 is one of the classes" in fatal
     assert "values [7]" in fatal and "val1.png" in fatal
@@ -105,12 +106,12 @@ def test_audit_treats_a_value_above_the_classes_as_void_and_lists_every_value(tm
     mask[0, :4] = 3  # void, one above the classes 0..2
     _masks(tmp_path, [mask, mask])
     cfg = ["dataset=folder", f"dataset.root={tmp_path}", "dataset.num_classes=3"]
-    fatal = " | ".join(audit(compose_config(cfg))["fatal"])
+    fatal = " | ".join(survey(compose_config(cfg))["fatal"])
     assert (
         "looks like a void label: if 3 marks unlabelled pixels (1.00% of the train pixels): "
         "dataset.ignore_index=3; if it is a class: dataset.num_classes=4" in fatal
     )
-    report = audit(compose_config([*cfg, "dataset.ignore_index=3"]))
+    report = survey(compose_config([*cfg, "dataset.ignore_index=3"]))
     assert report["fatal"] == []
     table = format_report(report)
     assert "    3                ignored" in table
@@ -123,7 +124,7 @@ def test_audit_flags_imbalance_and_prints_the_overrides(tmp_path):
     mask[:10] = 1
     mask[19, 19] = 2  # 1 of 400 pixels
     _masks(tmp_path, [mask, mask])
-    report = audit(
+    report = survey(
         compose_config(["dataset=folder", f"dataset.root={tmp_path}", "dataset.num_classes=3"])
     )
     warning = next(w for w in report["warnings"] if "class imbalance" in w)
@@ -138,7 +139,7 @@ def test_audit_flags_imbalance_and_prints_the_overrides(tmp_path):
 @needs_isbi
 def test_isbi2012_audit():
     cfg = compose_config(["dataset=isbi2012", f"dataset.root={ISBI}"])
-    report = audit(cfg)
+    report = survey(cfg)
     assert report["fatal"] == []
     assert report["splits"]["train"]["samples"] == 24 and report["splits"]["val"]["samples"] == 6
     assert set(report["splits"]["train"]["mask_values"]) == {0, 1}
@@ -147,7 +148,7 @@ def test_isbi2012_audit():
     assert report["class_weights"][0] > 1 > report["class_weights"][1]
     assert report["suggested_mean"][0] == pytest.approx(cfg.dataset.mean[0], abs=0.5)
     # The classic mistake on the very same files: 0/255 masks read as class indices.
-    raw = audit(
+    raw = survey(
         compose_config(["dataset=isbi2012", f"dataset.root={ISBI}", "dataset.mask_mode=index"])
     )
     assert any("foreground stored as 255" in p for p in raw["fatal"])
@@ -169,7 +170,7 @@ def _street_scenes(root: Path, void_rows: int) -> float:
 def test_a_void_label_above_the_classes_is_advised_both_ways_before_num_classes_is_set(tmp_path):
     share = _street_scenes(tmp_path, void_rows=0)  # 0, 1 and 2 rows of 20: 5%
     assert share == pytest.approx(0.05)
-    (train,) = [p for p in audit(folder_cfg(tmp_path))["fatal"] if p.startswith("train:")]
+    (train,) = [p for p in survey(folder_cfg(tmp_path))["fatal"] if p.startswith("train:")]
     assert train.startswith("train: mask values 2..11 are >= num_classes=2 and not ignore_index")
     assert train.endswith(
         f"it looks like a void label: if 11 marks unlabelled pixels ({100 * share:.2f}% of the "
@@ -178,21 +179,21 @@ def test_a_void_label_above_the_classes_is_advised_both_ways_before_num_classes_
     )
     with pytest.raises(SegexpError, match="if 11 marks unlabelled pixels"):
         preflight(folder_cfg(tmp_path))  # training refuses with the same advice
-    following = audit(folder_cfg(tmp_path, "dataset.num_classes=11", "dataset.ignore_index=11"))
+    following = survey(folder_cfg(tmp_path, "dataset.num_classes=11", "dataset.ignore_index=11"))
     assert following["fatal"] == [] and len(following["splits"]["train"]["class_pixels"]) == 11
 
 
 def test_a_common_top_value_is_read_as_a_class_first_unless_named_void(tmp_path):
     share = _street_scenes(tmp_path, void_rows=4)  # 4, 5 and 6 rows of 20: 25%
     assert share == pytest.approx(0.25)
-    (train,) = [p for p in audit(folder_cfg(tmp_path))["fatal"] if p.startswith("train:")]
+    (train,) = [p for p in survey(folder_cfg(tmp_path))["fatal"] if p.startswith("train:")]
     assert train.endswith(
         f"11 holds {100 * share:.2f}% of the train pixels, more than a void label usually does: "
         "if it is a class: dataset.num_classes=12; if it marks unlabelled pixels: "
         "dataset.num_classes=11 dataset.ignore_index=11"
     )
     names = "dataset.class_names=[" + ",".join(f"c{c}" for c in range(11)) + ",unlabelled]"
-    fatal = audit(folder_cfg(tmp_path, names))["fatal"]
+    fatal = survey(folder_cfg(tmp_path, names))["fatal"]
     (train,) = [p for p in fatal if p.startswith("train:")]
     assert train.endswith(
         f"it looks like a void label: if 11 marks unlabelled pixels ({100 * share:.2f}% of the "

@@ -25,12 +25,12 @@ LAYERS = [
     {"visual"},
     {"evaluation"},
     {"training"},
-    {"sweeps"},
-    {"__init__", "__main__", "train", "evaluate", "predict", "export", "audit", "report"},
+    {"sweeps", "planning"},
+    {"__init__", "__main__", "train", "evaluate", "predict", "export", "audit", "report", "plan"},
 ]
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
 TOOLS = ["segexp", "segexp.evaluate", "segexp.predict", "segexp.export", "segexp.audit",
-         "segexp.report"]  # fmt: skip
+         "segexp.report", "segexp.plan"]  # fmt: skip
 
 
 def module_name(path: Path) -> str:
@@ -138,6 +138,7 @@ def test_console_scripts_are_declared_for_every_entry_point():
         "segexp-export": "segexp.export:main",
         "segexp-audit": "segexp.audit:main",
         "segexp-report": "segexp.report:main",
+        "segexp-plan": "segexp.plan:main",
     }
 
 

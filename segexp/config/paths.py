@@ -2,6 +2,7 @@
 Importing this module also registers what the tree uses besides its files: the interpolations
 (config/resolvers.py) and the trainer's typed schema (config/trainer.py)."""
 
+import importlib.resources
 from pathlib import Path
 
 from segexp.config import resolvers, trainer  # noqa: F401  (register what conf/ uses)
@@ -20,3 +21,11 @@ def config_dir() -> str:
 
 
 CONFIG_DIR = config_dir()
+
+
+def config_exists(name: str) -> bool:
+    """Whether segexp's config tree holds ``<name>.yaml`` (e.g. "dataset/isbi2012"), in a
+    checkout or in the installed package."""
+    if CONFIG_DIR.startswith("pkg://"):
+        return importlib.resources.files("segexp.conf").joinpath(f"{name}.yaml").is_file()
+    return (Path(CONFIG_DIR) / f"{name}.yaml").is_file()

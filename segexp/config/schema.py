@@ -137,7 +137,9 @@ RULES = [
     Rule("model.freeze_encoder_epochs", "an integer >= 0", integer(0)),
     Rule("model.encoder_lr_mult", "a number >= 0", number(0)),
     Rule("model.aux_loss_weight", "a number >= 0", number(0)),
-    Rule("model.net.depth", "an integer >= 1", integer(1)),
+    Rule(
+        "model.net.depth", "an integer >= 1, or auto (from the training crop)", auto_or(integer(1))
+    ),
     Rule("model.net.base_channels", "an integer >= 1", integer(1)),
     Rule("optimizer.lr", "a number > 0, e.g. 1e-3", number(above=0)),
     Rule("optimizer.weight_decay", "a number >= 0", number(0)),

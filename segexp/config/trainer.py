@@ -7,6 +7,7 @@ checked when the object is built (``trainer_settings``), before any work: one li
 the value and what is allowed. The loop reads this object, never ``cfg.trainer.get(key, default)``.
 """
 
+import itertools
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -21,6 +22,38 @@ from segexp.errors import SegexpError
 
 EARLY_STOPPING_METRICS = ("mIoU", "mDice", "pixel_acc", "mean_class_acc", "loss")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)\s*(h|min|m|s)?")
+SECONDS = {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0, None: 1.0}
+
+
+def duration_seconds(value: Any) -> float | None:
+    """A duration as given (90, "90s", "30min", "2h", "1h30min") in seconds; None when null or
+    not a duration."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value > 0 else None
+    text = str(value).strip().lower()
+    parts = DURATION_PART.findall(text)
+    if not parts or DURATION_PART.sub("", text).strip():
+        return None
+    seconds = sum(float(number) * SECONDS[unit or None] for number, unit in parts)
+    return seconds if seconds > 0 else None
+
+
+def step_plan(value: Any) -> list[list[int]] | None:
+    """``trainer.max_steps`` as a plan: [[from_step, total_steps], ...] (an int N is [[0, N]]);
+    None when it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [[0, value]] if value >= 1 else None
+    if not isinstance(value, list | tuple) or not value:
+        return None
+    plan = [list(entry) for entry in value if isinstance(entry, list | tuple) and len(entry) == 2]
+    whole = all(integer(0)(v, None) for entry in plan for v in entry)
+    ordered = all(a[0] < b[0] for a, b in itertools.pairwise(plan))
+    if len(plan) != len(value) or not whole or not ordered or plan[0][0] != 0:
+        return None
+    return plan if all(total >= max(1, start) for start, total in plan) else None
 
 
 def setting(default: Any, allowed: str, ok: Check) -> Any:
@@ -85,8 +118,24 @@ class TrainerSettings:
     """How a run trains: its length, device and numerics, and what it records."""
 
     KEY: ClassVar[str] = "trainer"
-    # conf/trainer/default.yaml: the dataset config's own `epochs` when it has one, else this.
-    epochs: int = setting(17, "an integer >= 1", integer(1))
+    # The run's length: whichever of these ends first (docs/training.md, "A run's length").
+    # conf/trainer/default.yaml: the dataset config's own `epochs` when it has one, else this;
+    # null: no cap in epochs (a time budget or a step count decides).
+    epochs: int | None = setting(17, "an integer >= 1, or null", integer(1, null=True))
+    # Wall clock from the run's start to summary.json, the final test pass included: 90 (s),
+    # "90s", "30min", "2h"; the schedule is laid out over the steps that fit (training/budget.py).
+    time_budget: Any = setting(
+        None,
+        "a duration: seconds (e.g. 90), or 90s, 30min, 2h; or null",
+        lambda v, c: v is None or duration_seconds(v) is not None,
+    )
+    # Optimizer steps: N, or a budgeted run's plan [[0, N0], [step, N1], ...] to repeat it exactly
+    # without its budget (its summary.json gives the override).
+    max_steps: Any = setting(
+        None,
+        "an integer >= 1, or [[0, total], [from_step, total], ...], or null",
+        lambda v, c: v is None or step_plan(v) is not None,
+    )
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", _device)
     # auto: bf16 on CUDA where supported, else fp16 + GradScaler; on a CPU bf16 with AMX, else
     # fp32 (docs/performance.md)
@@ -134,6 +183,20 @@ class TrainerSettings:
 
     def __post_init__(self) -> None:
         _check_fields(self)
+        if self.epochs is None and self.time_budget is None and self.max_steps is None:
+            raise SegexpError(
+                "trainer.epochs, trainer.max_steps and trainer.time_budget are all null: give "
+                "the run a length, e.g. trainer.epochs=20 or trainer.time_budget=10min"
+            )
+
+    @property
+    def budget_seconds(self) -> float | None:
+        return duration_seconds(self.time_budget)
+
+    @property
+    def plan(self) -> list[list[int]] | None:
+        """``max_steps`` as [[from_step, total_steps], ...], or None."""
+        return step_plan(self.max_steps)
 
 
 def trainer_settings(node: DictConfig | dict | None) -> TrainerSettings:

@@ -139,7 +139,7 @@ class SyntheticSegmentation(Dataset):
 
     @property
     def source(self) -> dict:
-        """The settings that decide every scene (data/fingerprint.py)."""
+        """The settings that decide every scene (data/split_hash.py)."""
         return {
             "generator": "synthetic",
             "split": self.split,

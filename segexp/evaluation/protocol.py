@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from segexp.config.build import class_names
-from segexp.data.fingerprint import fingerprint
+from segexp.data.split_hash import split_hash
 
 # Where the files and samples of the splits come from (any dataset config).
 _DATA = ("dataset.root", "dataset.data_seed", "dataset.image_size", "dataset.object_probs",
@@ -53,7 +53,7 @@ def evaluation_protocol(cfg: DictConfig, splits: Any) -> dict[str, Any]:
     test = cfg.get("test") or {}
     eval_resize = dataset.get("eval_resize")
     return {
-        "test_files": fingerprint(_dataset_of(splits.test)),
+        "test_files": split_hash(_dataset_of(splits.test)),
         "labels": {
             "num_classes": int(dataset.num_classes),
             "ignore_index": int(dataset.ignore_index),
@@ -72,7 +72,7 @@ def evaluation_protocol(cfg: DictConfig, splits: Any) -> dict[str, Any]:
         "inference": _container(test.get("inference")),
         "postprocess": _container(test.get("postprocess")),
         "trained_on": {
-            "train": fingerprint(_dataset_of(splits.train)),
-            "val": fingerprint(_dataset_of(splits.val)),
+            "train": split_hash(_dataset_of(splits.train)),
+            "val": split_hash(_dataset_of(splits.val)),
         },
     }

@@ -1,7 +1,13 @@
 """U-Net (Ronneberger et al. 2015) as the course teaches it, with same-padded convolutions."""
 
+import copy
+import math
+
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
+
+from segexp.errors import SegexpError
 
 
 def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -53,6 +59,11 @@ class UNet(nn.Module):
         bilinear: bool = False,
     ) -> None:
         super().__init__()
+        if depth == "auto":
+            raise SegexpError(
+                "model.net.depth=auto is decided from dataset.image_size when a run starts "
+                "(segexp.models.unet.resolve_auto_depth): build the model from that config"
+            )
         if depth < 1 or base_channels < 1:
             raise ValueError(f"depth and base_channels must be >= 1, got {depth}, {base_channels}")
         widths = [base_channels * 2**level for level in range(depth + 1)]
@@ -74,3 +85,28 @@ class UNet(nn.Module):
         for up in self.up:
             x = up(x, skips.pop())
         return self.head(x)
+
+
+MIN_BOTTLENECK_EDGE = 4  # nnU-Net's rule: pool while the smallest feature map keeps this edge
+
+
+def auto_depth(crop: tuple[int, int]) -> int:
+    """Poolings for a training crop of (height, width): as many as keep the smallest feature map
+    at least MIN_BOTTLENECK_EDGE pixels on its shorter edge (at least one)."""
+    return max(1, int(math.log2(min(crop) / MIN_BOTTLENECK_EDGE)))
+
+
+def resolve_auto_depth(cfg: DictConfig) -> DictConfig:
+    """``cfg``, or a copy in which ``model.net.depth: auto`` is the number ``auto_depth`` gives for
+    the training crop (``dataset.image_size``), so that the run's record holds it."""
+    if OmegaConf.select(cfg, "model.net.depth") != "auto":
+        return cfg
+    size = cfg.dataset.get("image_size")
+    if size is None:
+        raise SegexpError(
+            "model.net.depth=auto follows the training crop, and dataset.image_size is null "
+            "(whole images): give dataset.image_size=[height,width] or a number for depth"
+        )
+    resolved = copy.deepcopy(cfg)
+    resolved.model.net.depth = auto_depth((int(size[0]), int(size[1])))
+    return resolved

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -156,11 +157,16 @@ def sync_buffers(model: nn.Module) -> None:
 
 def broadcast_path(path: Path) -> Path:
     """Rank 0's path on every rank (run folders are named after the clock at start-up)."""
+    return Path(from_main(str(path)))
+
+
+def from_main(value: Any) -> Any:
+    """Rank 0's ``value`` (any picklable object) on every rank: one decision for all of them."""
     if not is_initialized():
-        return path
-    holder = [str(path)]
+        return value
+    holder = [value]
     dist.broadcast_object_list(holder, src=0)
-    return Path(holder[0])
+    return holder[0]
 
 
 def barrier() -> None:

@@ -26,6 +26,7 @@ from segexp.config.build import build, class_names
 from segexp.data.sample import image_tensor
 from segexp.errors import SegexpError
 from segexp.evaluation.outputs import confusion_difference_figure
+from segexp.sweeps.intervals import miou_rows
 from segexp.sweeps.jobs import Job
 from segexp.sweeps.paired import Comparison, paired_counts
 from segexp.visual.colours import class_map_grid, dataset_palette
@@ -46,22 +47,12 @@ class Pictures:
     note: str = ""
 
 
-def per_image_miou(intersection: np.ndarray, union: np.ndarray) -> np.ndarray:
-    """(N,) each image's own mIoU over the classes present in it (NaN without labels)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, intersection / np.maximum(union, 1), np.nan)
-    present = (union > 0).sum(axis=1)
-    return np.where(present > 0, np.nansum(iou, axis=1) / np.maximum(present, 1), np.nan)
-
-
 def image_gains(comparison: Comparison) -> tuple[list[str], np.ndarray] | None:
     """Test image ids and each one's mean gain over the seeds; None without per-image counts."""
     counts = paired_counts(comparison.pairs)
     if counts is None:
         return None
-    gains = np.mean(
-        [per_image_miou(ib, ub) - per_image_miou(ia, ua) for ia, ua, ib, ub in counts], axis=0
-    )
+    gains = np.mean([miou_rows(ib, ub) - miou_rows(ia, ua) for ia, ua, ib, ub in counts], axis=0)
     ids = _ids(comparison.pairs[0][0])
     return ids, gains
 

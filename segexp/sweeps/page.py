@@ -22,6 +22,20 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
     return out + ["| " + " | ".join(cells) + " |" for cells in lines]
 
 
+def _budget_lines(jobs: list[Job]) -> list[str]:
+    """What length each job had: the time budget every job got, and what stopped each."""
+    done = [job.summary for job in jobs if job.status == "completed"]
+    budgets = sorted({s["time_budget_s"] for s in done if s.get("time_budget_s")})
+    if not budgets:
+        return []
+    stops: dict[str, int] = {}
+    for summary in done:
+        stops[summary.get("stopped_by", "?")] = stops.get(summary.get("stopped_by", "?"), 0) + 1
+    stopped = ", ".join(f"{reason} {n}" for reason, n in sorted(stops.items()))
+    given = " / ".join(f"{b:g} s" for b in budgets)
+    return [f"Each job's time budget: {given} (stopped by: {stopped}).", ""]
+
+
 def _signed(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:+.4f}"
 
@@ -114,6 +128,7 @@ def markdown(
         "",
         f"Overrides common to all jobs: `{' '.join(common) or 'none'}`",
         "",
+        *_budget_lines(jobs),
     ]
     if warnings:
         lines += ["## Read with care", "", *warnings, ""]
@@ -124,6 +139,7 @@ def markdown(
               "test mIoU", "test mDice", "test pixel acc", "test mBF1", "test ECE"]  # fmt: skip
     if timings:
         header += ["train time (s)", "images/s"]
+    header += ["steps"]
     lines += _table(
         header,
         [
@@ -131,6 +147,7 @@ def markdown(
             + [_pm(r, c) for c, _ in SCALARS[:8]]
             + [_pm(r, "test_ece", 4)]
             + ([_pm(r, "train_time_s", 1), _pm(r, "images_per_s", 1)] if timings else [])
+            + [_pm(r, "steps", 0)]
             for r in rows
         ],
     )

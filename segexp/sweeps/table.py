@@ -18,6 +18,7 @@ SCALARS = (
         for key in ("mIoU", "mDice", "pixel_acc", "mBF1")
     ]
     + [("train_time_s", ("train_time_s",)), ("images_per_s", ("images_per_s",))]
+    + [("steps", ("steps",))]  # optimizer steps: what a time budget gave each job
     + [("test_ece", ("test", "ece"))]
 )
 

@@ -2,7 +2,7 @@
 
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +29,7 @@ def train_one_epoch(
     epoch: int,
     global_step: int,
     num_batches: int,
+    stop: Callable[[int], bool] | None = None,
 ) -> TrainedEpoch:
     """``num_batches`` batches of ``exp``'s training, as its trainer settings say; reads the loss
     on the host only to log it (every ``trainer.log_every_n_steps`` optimizer steps).
@@ -39,6 +40,8 @@ def train_one_epoch(
     A step never spans two epochs (the last one of an epoch may have fewer micro-batches), so
     checkpoints at epoch ends stay exact resume points. The EMA of the weights (``exp.ema``) is
     updated after each optimizer step; ``exp.device_aug`` augments uint8 batches on the device.
+    ``stop(global_step)``, after each optimizer step: true ends the epoch there (the run's length
+    in steps or its time budget: training/budget.py).
     """
     model, dev, scaler = exp.train_model, exp.dev, exp.scaler
     accumulate, log_every = exp.trainer.accumulate_grad_batches, exp.trainer.log_every_n_steps
@@ -79,7 +82,9 @@ def train_one_epoch(
             writer.add_scalar("train/loss", logged, global_step)
             writer.add_scalar("train/lr", exp.optimizer.param_groups[0]["lr"], global_step)
             progress.set_postfix(loss=f"{logged:.4f}")
-        if steps >= num_batches:
+        # ``stop`` sees every optimizer step, the epoch's last included: a budget's decisions
+        # then fall on the same steps in a run and in its replay (trainer.max_steps).
+        if (last and stop is not None and stop(global_step)) or steps >= num_batches:
             break
     mean_loss = epoch_loss.pop() if steps else 0.0
     check_finite(mean_loss, epoch, global_step, exp.optimizer)

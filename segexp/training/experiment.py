@@ -122,8 +122,13 @@ def build_data(cfg: DictConfig, trainer: TrainerSettings, pin_memory: bool = Fal
 
 
 def optimizer_steps(trainer: TrainerSettings, train_batches: int) -> int:
-    """The run's optimizer steps, what the schedule is sized by (a step never spans epochs)."""
-    return trainer.epochs * math.ceil(train_batches / trainer.accumulate_grad_batches)
+    """The run's optimizer steps as its config bounds them (a step never spans epochs): what the
+    schedule is sized by until the run's length is planned (training/budget.py)."""
+    per_epoch = math.ceil(train_batches / trainer.accumulate_grad_batches)
+    bounds = [] if trainer.epochs is None else [trainer.epochs * per_epoch]
+    if trainer.plan is not None:
+        bounds.append(trainer.plan[0][1])
+    return min(bounds) if bounds else per_epoch
 
 
 def build_scheduler(

@@ -1,5 +1,6 @@
 """fit(): a run from start to summary, as a table of contents of its steps."""
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -27,12 +28,15 @@ from segexp.metrics.calibration import Calibration, calibration_summary
 from segexp.metrics.per_image import PerImageScores
 from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
+from segexp.models.unet import resolve_auto_depth
 from segexp.runtime import distributed, interrupt
 from segexp.storage.checkpoint import load_checkpoint
 from segexp.storage.files import write_json
+from segexp.training.budget import RunLength, plan_length
 from segexp.training.epoch import train_one_epoch
 from segexp.training.experiment import Experiment, build_experiment
 from segexp.training.loggers import log_hparams, log_metrics, open_writer
+from segexp.training.loggers.fanout import Writers
 from segexp.training.resume import Progress, restore, save_epoch, training_state
 from segexp.training.transfer import freeze_schedule
 from segexp.visual.colours import dataset_palette, preview_grid
@@ -51,11 +55,11 @@ SCORED_AT = {
 
 
 def prepare_config(cfg: DictConfig) -> DictConfig:
-    """Checks before any work, and the config the run really uses (auto class weights resolved
-    into a new config; the one given is never changed)."""
+    """Checks before any work, and the config the run really uses (auto class weights and an
+    auto U-Net depth resolved into a new config; the one given is never changed)."""
     validate(cfg)
     preflight(cfg)  # refuses bad files and labels before anything is written
-    return resolve_auto_class_weights(cfg)
+    return resolve_auto_depth(resolve_auto_class_weights(cfg))
 
 
 def fit(
@@ -73,29 +77,37 @@ def fit(
     before the first write into run_dir; ``on_start`` is called just before that write.
     ``parallel_jobs``: runs a sweep launcher executes beside this one (for num_threads=auto).
     ``sweep_job``: one job of a multirun (the sweep folder gets the HParams experiment record)."""
+    started = time.perf_counter()  # a time budget counts from here, the run's first log line
     cfg = prepare_config(cfg)
     run_dir = distributed.broadcast_path(run_dir)  # rank 0's folder; only rank 0 writes there
-    started = time.perf_counter()
     exp = build_experiment(cfg, parallel_jobs=parallel_jobs)
     stats = model_stats(exp.model, int(cfg.dataset.in_channels), _image_size(cfg), exp.dev.device)
     announce(exp, run_dir, stats)
     progress = restore(run_dir / "checkpoints" / "last.pt", exp)
+    length = plan_length(exp, progress, started)  # may refuse a budget too small: no write yet
     if on_start is not None:
         on_start()
     writer = open_writer(cfg.logger, run_dir, progress.global_step if progress.epoch else None)
     if not progress.epoch:
         record_start(exp, run_dir, writer, stats)
-    for epoch in range(progress.epoch + 1, exp.trainer.epochs + 1):
-        if progress.early_stopping.get("stopped_epoch"):
-            break  # resumed after the epoch that stopped it
-        started = run_epoch(exp, epoch, progress, writer, run_dir, started)
+    epochs = itertools.count(progress.epoch + 1)
+    if exp.trainer.epochs is not None:
+        epochs = range(progress.epoch + 1, exp.trainer.epochs + 1)
+    for epoch in epochs:
+        if progress.early_stopping.get("stopped_epoch") or length.finished(progress.global_step):
+            break  # (resumed after the epoch that stopped it)
+        started = run_epoch(exp, epoch, progress, writer, run_dir, started, length)
     test = test_best_weights(exp, run_dir, writer, progress)
     finals = {"val": progress.best_val, "test": test}
     log_hparams(writer, cfg, run_info or {}, finals, experiment_record=not sweep_job)
     writer.add_text("final_metrics", _as_code(metrics_table(finals)))
-    writer.close()
     progress.elapsed_seconds += time.perf_counter() - started
+    early = bool(progress.early_stopping.get("stopped_epoch"))
+    run_length = length.record(early, progress.elapsed_seconds)
+    record_length(writer, run_length)
+    writer.close()
     summary = make_summary(exp, run_dir, run_info or {}, progress, stats, test)
+    summary.update(run_length)
     summary["logger_errors"] = writer.errors  # a logger's failure never fails the run
     if distributed.is_main():
         check_still_there(run_dir, progress)
@@ -121,6 +133,15 @@ def announce(exp: Experiment, run_dir: Path, stats: dict[str, Any]) -> None:
     )  # fmt: skip
 
 
+def record_length(writer: Writers, run_length: dict[str, Any]) -> None:
+    """The run's length in TensorBoard: each decision of the step plan as train/planned_steps
+    at the step it was made, and the record (what stopped it, budget, time used) as text."""
+    for step, total in run_length["step_plan"]:
+        writer.add_scalar("train/planned_steps", total, step)
+    lines = [f"{key}: {value}" for key, value in run_length.items() if key != "step_plan"]
+    writer.add_text("run_length", _as_code("\n".join(lines)))
+
+
 def _as_code(text: str) -> str:
     """Markdown code (TensorBoard renders text as markdown)."""
     return "    " + text.replace("\n", "\n    ")
@@ -144,34 +165,52 @@ def record_start(exp: Experiment, run_dir: Path, writer, stats: dict[str, Any]) 
 
 
 def run_epoch(
-    exp: Experiment, epoch: int, progress: Progress, writer, run_dir: Path, started: float
+    exp: Experiment,
+    epoch: int,
+    progress: Progress,
+    writer,
+    run_dir: Path,
+    started: float,
+    length: RunLength,
 ) -> float:
-    """Train one epoch, validate, record; returns the time the next epoch's clock starts."""
-    train_loss = train_epoch(exp, epoch, progress, writer)
+    """Train one epoch (or up to the run's end in steps), validate, record; returns the time the
+    next epoch's clock starts."""
+    train_loss = train_epoch(exp, epoch, progress, writer, length)
+    ended = time.perf_counter()
     val = validate_epoch(exp, epoch, writer)
+    validation_seconds = time.perf_counter() - ended
     improved = track_best(exp, epoch, progress, val)
-    progress.elapsed_seconds += time.perf_counter() - started
+    mark = time.perf_counter()  # the checkpoint and logging below count in the next interval
+    progress.elapsed_seconds += mark - started
+    progress.step_plan = [list(decision) for decision in length.decisions]
     record_epoch(exp, progress, writer, run_dir, improved)
+    length.epoch_ended(progress.global_step, validation_seconds, time.perf_counter() - ended)
     log.info(
-        "epoch %d/%d  train loss %.4f  val loss %s  mIoU %.4f  mDice %.4f  (best %.4f @ %d)",
-        epoch, exp.trainer.epochs, train_loss, _fmt(val.loss), val.metrics["mIoU"],
+        "epoch %d%s  step %d/%d  train loss %.4f  val loss %s  mIoU %.4f  mDice %.4f  "
+        "(best %.4f @ %d)",
+        epoch, "" if exp.trainer.epochs is None else f"/{exp.trainer.epochs}",
+        progress.global_step, length.horizon, train_loss, _fmt(val.loss), val.metrics["mIoU"],
         val.metrics["mDice"], progress.best_miou, progress.best_epoch,
     )  # fmt: skip
     if progress.early_stopping.get("stopped_epoch"):
         log.info("early stopping at epoch %d: %s", epoch, stop_reason(exp, progress))
-    return time.perf_counter()
+    return mark
 
 
-def train_epoch(exp: Experiment, epoch: int, progress: Progress, writer) -> float:
-    """One epoch of training; its steps, images and time go into ``progress`` and the loggers.
-    Returns the epoch's mean loss."""
+def train_epoch(
+    exp: Experiment, epoch: int, progress: Progress, writer, length: RunLength
+) -> float:
+    """One epoch of training (or less: the run's length in steps ends it); its steps, images and
+    time go into ``progress`` and the loggers. Returns the epoch's mean loss."""
     interrupt.check()
     freeze_schedule(exp.model, epoch, writer)
     epoch_start = time.perf_counter()
     distributed.set_epoch(exp.splits.train, epoch)
+    length.epoch_started()
     trained = train_one_epoch(
         exp, interrupt.until_stopped(exp.splits.train), writer,
         epoch=epoch, global_step=progress.global_step, num_batches=exp.splits.train_batches,
+        stop=length.step_done,
     )  # fmt: skip
     interrupt.check()  # a signal during the epoch: abandon it, last.pt stays the resume point
     if trained.global_step == progress.global_step:

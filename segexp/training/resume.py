@@ -50,6 +50,7 @@ class Progress:
     early_stopping: dict[str, Any] = field(default_factory=dict)  # training/early_stopping.py
     # Why a resume of this run was not exact (summary.json "exact_resume" is true when empty).
     inexact_resume: list[str] = field(default_factory=list)
+    step_plan: list[list[int]] = field(default_factory=list)  # training/budget.py's decisions
 
 
 def _loaders(splits) -> dict[str, DataLoader]:

@@ -21,8 +21,11 @@ LEGACY = REPO / "tests" / "fixtures" / "legacy_run_v0.1" / "checkpoints" / "best
 
 def test_the_composed_default_is_the_definition_with_the_datasets_length():
     settings = trainer_settings(compose_config([]).trainer)
-    assert settings == dataclasses.replace(TrainerSettings(), epochs=4)  # synthetic.yaml: 4
-    assert trainer_settings(compose_config(["dataset=isbi2012"]).trainer).epochs == 17
+    # synthetic.yaml: a 60 s budget and no cap in epochs
+    assert settings == dataclasses.replace(TrainerSettings(), epochs=None, time_budget="60s")
+    assert settings.budget_seconds == 60.0
+    isbi = trainer_settings(compose_config(["dataset=isbi2012"]).trainer)
+    assert (isbi.epochs, isbi.time_budget) == (17, None)
 
 
 def test_presets_and_overrides_reach_the_object():
@@ -98,3 +101,24 @@ def test_a_stored_config_of_an_older_version_takes_the_newer_keys_defaults():
 
 def test_the_value_schema_holds_no_trainer_rows():
     assert not [rule.key for rule in RULES if rule.key.startswith("trainer")]
+
+
+@pytest.mark.parametrize(
+    "given, seconds",
+    [(90, 90.0), ("90s", 90.0), ("30min", 1800.0), ("2h", 7200.0), ("1h30min", 5400.0),
+     ("1.5h", 5400.0), (" 45 s ", 45.0)],
+)  # fmt: skip
+def test_a_time_budget_reads_as_seconds(given, seconds):
+    assert trainer_settings({"time_budget": given}).budget_seconds == seconds
+
+
+def test_a_run_needs_a_length_and_a_wrong_one_is_named():
+    with pytest.raises(SegexpError, match=r"trainer\.time_budget='5 parsecs' is not allowed"):
+        trainer_settings({"time_budget": "5 parsecs"})
+    with pytest.raises(SegexpError, match=r"trainer.max_steps=\[\[1, 100\]\] is not allowed"):
+        trainer_settings({"max_steps": [[1, 100]]})  # a plan starts at step 0
+    with pytest.raises(SegexpError, match="are all null: give the run a length"):
+        trainer_settings({"epochs": None})
+    plan = trainer_settings({"epochs": None, "max_steps": [[0, 90], [10, 80], [75, 75]]}).plan
+    assert plan == [[0, 90], [10, 80], [75, 75]]
+    assert trainer_settings({"max_steps": 12}).plan == [[0, 12]]

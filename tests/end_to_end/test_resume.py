@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 # Three epochs of four steps; augmentation on, so its random streams must be restored too. The
 # learning rate makes epoch 3 the best one, so the final metrics come from after the kill.
 EXACT = [*TINY, "trainer.epochs=3", "trainer.deterministic=true", "aug=light", "optimizer.lr=0.03"]
-EXACT += ["loss=ce"]
+EXACT += ["loss=ce", "trainer.time_budget=null"]  # a fixed length: no budget's probe steps either
 
 
 # `python -m segexp ARGS`, killed with SIGKILL by itself right after optimizer step KILL_AT_STEP:

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from segexp.models.unet import UNet
+from segexp.errors import SegexpError
+from segexp.models.unet import UNet, auto_depth, resolve_auto_depth
 
 
 @pytest.mark.parametrize("bilinear", [False, True])
@@ -29,3 +30,18 @@ def test_depth_and_width_shape_the_network():
 def test_rejects_nonsense_sizes():
     with pytest.raises(ValueError, match="depth"):
         UNet(3, 2, depth=0)
+
+
+def test_depth_auto_pools_while_the_bottleneck_keeps_four_pixels(tiny_config):
+    assert [auto_depth(c) for c in [(32, 32), (64, 64), (64, 96), (360, 480), (8, 8)]] == [
+        3,
+        4,
+        4,
+        6,
+        1,
+    ]  # 32 -> 4 px after 3 poolings; 360 -> 5.6 px after 6; never fewer than one
+    cfg = tiny_config("model.net.depth=auto")  # TINY's crop: 32x32
+    resolved = resolve_auto_depth(cfg)
+    assert resolved.model.net.depth == 3 and cfg.model.net.depth == "auto"  # a new config
+    with pytest.raises(SegexpError, match=r"model\.net\.depth=auto follows the training crop"):
+        resolve_auto_depth(tiny_config("model.net.depth=auto", "dataset.image_size=null"))

@@ -14,9 +14,9 @@ from segexp.sweeps.gallery import (
     chosen,
     confusion_difference,
     gallery_grid,
-    per_image_miou,
     write_gallery,
 )
+from segexp.sweeps.intervals import miou_rows
 from segexp.sweeps.jobs import Variant, load_job
 from segexp.sweeps.paired import compare_variants
 from segexp.visual.colours import colorize, dataset_palette
@@ -26,8 +26,8 @@ from segexp.visual.legend import LINE
 def test_images_are_ranked_by_their_own_miou_gain():
     inter = np.array([[5, 0], [10, 4], [0, 0]])
     union = np.array([[10, 0], [10, 8], [0, 0]])
-    assert per_image_miou(inter, union)[:2].tolist() == [0.5, 0.75]  # classes in the image only
-    assert np.isnan(per_image_miou(inter, union)[2])
+    assert miou_rows(inter, union)[:2].tolist() == [0.5, 0.75]  # classes in the image only
+    assert np.isnan(miou_rows(inter, union)[2])
     gains = np.array([0.1, -0.3, 0.0, 0.2, np.nan, -0.05])
     ids = list("abcdef")
     assert chosen(ids, gains, rows=2) == [("d", 0.2), ("a", 0.1), ("b", -0.3), ("f", -0.05)]

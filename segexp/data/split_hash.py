@@ -1,12 +1,12 @@
 """What a split is made of, as a short hash: the same files (or the same generated scenes) give
-the same fingerprint on any machine, so two runs can tell whether they were scored on the same
+the same hash on any machine, so two runs can tell whether they were scored on the same
 test images (sweeps/protocol.py)."""
 
 import hashlib
 from typing import Any
 
 
-def fingerprint(dataset: Any) -> dict[str, Any] | None:
+def split_hash(dataset: Any) -> dict[str, Any] | None:
     """``count`` samples and a ``sha256`` over the sorted file names and sizes (a folder
     dataset's image and mask files) or over the generator's settings and sample names (the
     synthetic scenes); None for anything else (e.g. the fixed batches of overfit_batches)."""
