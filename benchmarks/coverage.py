@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scipy import stats
 
 from segexp.sweeps.intervals import (
+    PairCounts,
     bootstrap_interval,
     miou_influence,
     miou_rows,
@@ -97,7 +98,9 @@ def true_difference(s: Scenario) -> float:
     return float(np.mean(other - base))
 
 
-def draw_experiment(rng: np.random.Generator, s: Scenario, seeds: int, images: int):
+def draw_experiment(
+    rng: np.random.Generator, s: Scenario, seeds: int, images: int
+) -> list[PairCounts]:
     """One test set and ``seeds`` seeds of both variants: per seed (inter_a, union, inter_b,
     union), integer pixel counts of shape (images, classes)."""
     classes = len(LEVELS)
@@ -118,7 +121,7 @@ def draw_experiment(rng: np.random.Generator, s: Scenario, seeds: int, images: i
     return pairs
 
 
-def per_seed(pairs) -> tuple[np.ndarray, np.ndarray]:
+def per_seed(pairs: list[PairCounts]) -> tuple[np.ndarray, np.ndarray]:
     """(k,) per-seed mIoU differences and (k, N) their per-image influence values."""
     diffs = np.array([miou_rows(ib.sum(0)[None], ub.sum(0)[None])[0]
                       - miou_rows(ia.sum(0)[None], ua.sum(0)[None])[0]
@@ -137,7 +140,9 @@ def welch(diffs: np.ndarray, influence: np.ndarray) -> tuple[float, float]:
     return float(diffs.mean()) - half, float(diffs.mean()) + half
 
 
-def intervals(pairs, replicates: int, rng_seed: int) -> dict[str, tuple[float, float]]:
+def intervals(
+    pairs: list[PairCounts], replicates: int, rng_seed: int
+) -> dict[str, tuple[float, float]]:
     diffs, influence = per_seed(pairs)
     return {
         "seeds + images": seeds_images_interval(diffs, influence),
@@ -148,7 +153,7 @@ def intervals(pairs, replicates: int, rng_seed: int) -> dict[str, tuple[float, f
     }
 
 
-def coverage(s: Scenario, seeds: int, reps: int, images: int, replicates: int, seed: int):
+def coverage(s: Scenario, seeds: int, reps: int, images: int, replicates: int, seed: int) -> dict:
     """Per method: the share of ``reps`` experiments whose interval holds the truth, and the
     median width; also the realism checks (median sample std of the per-seed differences and
     median images-only standard error)."""

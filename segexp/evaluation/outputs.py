@@ -3,13 +3,16 @@ reliability diagram, class-index PNGs (also the predictions the final test pass 
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from segexp.errors import SegexpError
+
+if TYPE_CHECKING:  # matplotlib is imported only when a picture is drawn
+    from matplotlib.figure import Figure
 
 
 def write_per_class_csv(metrics: dict[str, Any], path: Path) -> None:
@@ -21,7 +24,7 @@ def write_per_class_csv(metrics: dict[str, Any], path: Path) -> None:
             writer.writerow([name, iou, metrics["per_class_dice"][name], bf1])
 
 
-def confusion_figure(matrix: torch.Tensor, names: list[str]):
+def confusion_figure(matrix: torch.Tensor, names: list[str]) -> "Figure":
     """Row-normalised (recall) heat map with the fractions written in each cell: the picture
     segexp.evaluate saves and training logs to TensorBoard (val each epoch, test)."""
     from matplotlib.figure import Figure
@@ -70,7 +73,7 @@ class PredictionWriter:
         save_class_map(prediction, self.folder / f"{self.names[index]}.png")
 
 
-def reliability_figure(curves: dict[str, dict[str, Any]], title: str = "reliability"):
+def reliability_figure(curves: dict[str, dict[str, Any]], title: str = "reliability") -> "Figure":
     """Accuracy against mean confidence per confidence bin (a reliability diagram), one line per
     entry of ``curves`` (label -> the ``bins`` of metrics/calibration.py, with its ECE under
     ``ece``); the diagonal is perfect calibration."""
@@ -100,7 +103,7 @@ def reliability_figure(curves: dict[str, dict[str, Any]], title: str = "reliabil
     return fig
 
 
-def confusion_difference_figure(difference: np.ndarray, names: list[str], title: str):
+def confusion_difference_figure(difference: np.ndarray, names: list[str], title: str) -> "Figure":
     """A difference of two row-normalised confusion matrices (variant - baseline, each row a
     true class): blue where the variant puts more of the row, red where less; the diagonal is
     the change in each class's recall."""

@@ -69,11 +69,14 @@ def _decisions(record: dict[str, Any]) -> list[str]:
     rounds = ", ".join(f"round {r['round']}: {r['jobs']} jobs in {r['seconds']:.0f} s"
                        for r in record["rounds"])  # fmt: skip
     fixed = record["fixed_seed_jobs"]
-    costs = ", ".join(f"{seeds} seeds each: {jobs} jobs" for seeds, jobs in fixed.items())
+    # Priced at this sweep's own pace (round wall clock per job, with the same launcher).
+    pace = sum(r["seconds"] for r in record["rounds"]) / max(record["jobs_run"], 1)
+    costs = ", ".join(f"{seeds} seeds each: {jobs} jobs (about {jobs * pace:.0f} s)"
+                      for seeds, jobs in fixed.items())  # fmt: skip
     lines += [
         "",
         f"Jobs run: {record['jobs_run']} ({rounds}). A fixed-seed sweep of the same variants "
-        f"would have run {costs}.",
+        f"would have run {costs}, at this sweep's pace of {pace:.0f} s a job.",
         "",
     ]
     return lines

@@ -54,7 +54,9 @@ def _same(path: Path, other: Path) -> bool:
     return path.resolve() == other.resolve()
 
 
-def baseline_variant(variants: list[Variant], baseline: str, entries: dict[str, list[Job]]):
+def baseline_variant(
+    variants: list[Variant], baseline: str, entries: dict[str, list[Job]]
+) -> Variant:
     """The variant holding the run folder ``baseline``, or the one variant of a ``runs=``
     entry named ``baseline``."""
     target = Path(baseline)
