@@ -41,7 +41,8 @@ def miou_rows(intersection: np.ndarray, union: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, intersection / np.maximum(union, 1), np.nan)
     present = union > 0
-    return np.where(present.any(axis=1), np.nansum(iou, axis=1) / present.sum(axis=1), np.nan)
+    count = present.sum(axis=1)
+    return np.where(count > 0, np.nansum(iou, axis=1) / np.maximum(count, 1), np.nan)
 
 
 def jackknife_influence(left_out: np.ndarray) -> np.ndarray:
