@@ -14,7 +14,7 @@ setup: $(VENV)/.installed
 # segexp goes in twice: first a copy with its dependencies, then itself editable in place of the
 # copy, with -qq because setuptools prints a notice box for every editable install. compat mode
 # (the checkout on sys.path): Hydra finds plugins by listing the hydra_plugins package's folders,
-# and the default editable mode's import hooks hide hydra_plugins/segexp_sweeper from it.
+# and the default editable mode's import hooks hide segexp's (hydra_plugins/segexp_*) from it.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

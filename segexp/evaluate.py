@@ -2,11 +2,11 @@
 
 Scores a run's checkpoint on a split of its dataset or on any folder of images/ + masks/, with
 the same data checks, evaluation transform, inference pipeline and evaluation loop as training's
-final test pass, at the labels' own resolution. Writes metrics.json, per_class.csv and
-confusion.png (conf/evaluate.yaml lists every option).
+final test pass, at the labels' own resolution. Writes metrics.json (with the expected
+calibration error), per_class.csv, confusion.png and reliability.png (conf/evaluate.yaml lists
+every option).
 """
 
-import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,15 @@ from segexp.data.loaders import evaluation_transform, num_workers
 from segexp.data.sample import EvaluationSamples
 from segexp.errors import SegexpError
 from segexp.evaluation.loop import Scoring, evaluate
-from segexp.evaluation.outputs import save_class_map, save_confusion_png, write_per_class_csv
+from segexp.evaluation.outputs import (
+    PredictionWriter,
+    reliability_figure,
+    save_confusion_png,
+    write_per_class_csv,
+)
 from segexp.evaluation.pipeline import InferenceOptions
 from segexp.evaluation.postprocess import build_postprocess
+from segexp.metrics.calibration import BINS, Calibration, calibration_summary
 from segexp.metrics.table import metrics_table
 from segexp.runtime import interrupt
 from segexp.storage.files import check_output, write_json
@@ -97,12 +103,14 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         num_workers=num_workers(run.cfg.dataset.num_workers),
         collate_fn=list_collate,
     )
-    on_sample = None
-    if cfg.save_predictions:
-        (out / "predictions").mkdir(parents=True, exist_ok=True)
-        on_sample = functools.partial(_save_prediction, out / "predictions", dataset.names)
+    on_sample = (
+        PredictionWriter(out / "predictions", dataset.names) if cfg.save_predictions else None
+    )
     exp = run.experiment
-    scoring = Scoring(exp.metrics, postprocess=postprocess, on_sample=on_sample)
+    calibration = Calibration(exp.metrics.confusion.num_classes, exp.metrics.ignore_index)
+    scoring = Scoring(
+        exp.metrics, postprocess=postprocess, on_sample=on_sample, calibration=calibration
+    )
     evaluate(
         exp.model, loader, exp.dev, scoring,
         num_batches=len(loader), options=options, desc="evaluate",
@@ -124,6 +132,7 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         "device": str(exp.dev.device),
         **final.compute(exp.class_names),
         "confusion_matrix": final.matrix.cpu().tolist(),
+        **calibration_summary(calibration),
     }
     tables = {"eval": result}
     if scoring.post_metrics is not None:
@@ -134,14 +143,13 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
         tables = {"model": metrics, post_name or "post": result}
     write_per_class_csv(result, out / "per_class.csv")
     save_confusion_png(final.matrix, exp.class_names, out / "confusion.png")
+    curve = {**result["reliability"], "ece": result["ece"]}
+    reliability_figure({"model": curve}).savefig(out / "reliability.png", dpi=100)
     write_json(result, out / "metrics.json")  # last: its presence means the others are complete
     log.info("%s\n%s", result["data"], metrics_table(tables))
+    log.info("expected calibration error (ECE, %d bins): %.4f", BINS, result["ece"])
     log.info("written to %s", out)
     return result
-
-
-def _save_prediction(folder: Path, names: list[str], index: int, prediction, _target) -> None:
-    save_class_map(prediction, folder / f"{names[index]}.png")
 
 
 @hydra_app("evaluate")

@@ -36,6 +36,9 @@ def test_evaluate_reproduces_the_final_test_pass_and_writes_its_files(run_dir):
     assert rows[0] == "class,iou,dice,bf1" and len(rows) == 6 and rows[2].startswith("disc,")
     with Image.open(out / "confusion.png") as png:
         assert png.size[0] > 100
+    with Image.open(out / "reliability.png") as png:
+        assert png.size[0] > 100
+    assert 0 <= on_disk["ece"] <= 1 and len(on_disk["reliability"]["count"]) == 15
     assert 0 <= on_disk["mBF1"] <= 1 and on_disk["mBF1"] == summary["test"]["mBF1"]
 
 

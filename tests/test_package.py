@@ -147,15 +147,15 @@ def test_pyproject_lists_every_subpackage_and_the_configs():
     block = (REPO / "pyproject.toml").read_text().split("\npackages = [", 1)[1].split("]")[0]
     listed = set(re.findall(r'"([\w.]+)"', block))
     packages = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
-    plugins = {module_name(p.parent / "__init__.py") for p in PLUGINS.rglob("__init__.py")}
-    assert plugins == {"hydra_plugins.segexp_sweeper"}  # no hydra_plugins/__init__.py: shared
+    assert not (PLUGINS / "__init__.py").exists()  # a namespace package, shared with Hydra's
+    packages |= {module_name(p) for p in PLUGINS.glob("*/__init__.py")}
     conf = REPO / "conf"
     groups = {
         ".".join(("segexp", "conf", *folder.relative_to(conf).parts))
         for folder in [conf, *conf.rglob("*")]
         if folder.is_dir() and folder.name != "__pycache__"
     }
-    assert listed == packages | plugins | groups
+    assert listed == packages | groups
 
 
 def test_trainer_settings_are_read_from_their_object_only():
@@ -225,6 +225,7 @@ def test_the_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr[-2000:]
     assert (target / "segexp" / "conf" / "config.yaml").is_file()
+    assert (target / "hydra_plugins" / "segexp_decide_sweeper" / "config.py").is_file()
     assert (target / "hydra_plugins" / "segexp_sweeper" / "study_sweeper.py").is_file()
     assert not (target / "hydra_plugins" / "__init__.py").exists()  # other plugins' namespace
     elsewhere = tmp_path / "elsewhere"

@@ -178,6 +178,9 @@ class TrainerSettings:
     accumulate_grad_batches: int = setting(1, "an integer >= 1", integer(1))
     # The resolved config as a tree, with run folder and device, when a run starts.
     print_config: bool = setting(True, "true or false", boolean)
+    # The final test pass's predictions as class-index PNGs (predictions/test/): what the sweep
+    # report's gallery shows (image / truth / baseline / variant); docs/sweeps.md has the cost.
+    save_test_predictions: bool = setting(True, "true or false", boolean)
     early_stopping: EarlyStoppingSettings = field(default_factory=EarlyStoppingSettings)
     ema: EmaSettings = field(default_factory=EmaSettings)
 

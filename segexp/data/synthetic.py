@@ -137,6 +137,17 @@ class SyntheticSegmentation(Dataset):
     def __len__(self) -> int:
         return self.num_samples
 
+    @property
+    def source(self) -> dict:
+        """The settings that decide every scene (data/split_hash.py)."""
+        return {
+            "generator": "synthetic",
+            "split": self.split,
+            "seed": self.seed,
+            "image_size": [self.height, self.width],
+            "object_probs": self.object_probs,
+        }
+
     def _recipe(self, index: int) -> tuple:
         return (self.seed, SPLIT_IDS[self.split], index, self.height, self.width, self.object_probs)
 

@@ -7,7 +7,8 @@ scored against the masks as given: at the labels' own resolution when the datase
 ``EvaluationSamples``, after the evaluation transform when the transform was applied to both.
 
 With a post-processor, the predictions fill ``metrics`` as they come from the model and, after
-post-processing, ``post_metrics``: one pass gives both, side by side.
+post-processing, ``post_metrics``: one pass gives both, side by side. ``calibration`` takes the
+model's own probabilities (post-processing changes labels, not confidences).
 """
 
 from collections import defaultdict
@@ -20,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from segexp.evaluation.pipeline import InferenceOptions, at_size, scores, to_probabilities
+from segexp.metrics.calibration import Calibration
 from segexp.metrics.confusion import ConfusionMatrix
 from segexp.metrics.split import SplitMetrics
 from segexp.runtime import distributed, interrupt
@@ -42,6 +44,8 @@ class Scoring:
     # postprocess: its predictions are scored in ``post_metrics`` too, side by side
     postprocess: PostProcess | None = None
     on_sample: SampleHook | None = None
+    # expected calibration error of the model's probabilities, per image and over the split
+    calibration: Calibration | None = None
     # [image, target, prediction] of these samples (indices in the loader's order), for a grid
     preview: Sequence[int] = ()
     post_metrics: SplitMetrics | None = field(init=False, default=None)
@@ -56,7 +60,7 @@ class Scoring:
         return self.metrics if self.post_metrics is None else self.post_metrics
 
     def filled(self) -> list:
-        return [m for m in (self.metrics, self.post_metrics) if m is not None]
+        return [m for m in (self.metrics, self.post_metrics, self.calibration) if m is not None]
 
 
 def preview_indices(count: int, total: int) -> list[int]:
@@ -195,6 +199,9 @@ def evaluate(
             for k, (i, target) in enumerate(zip(group, targets, strict=True)):
                 if scoring.on_sample is not None:
                     scoring.on_sample(index + i, scored.predictions[k], target)
+                if scoring.calibration is not None:
+                    probabilities = to_probabilities(scored.scores[k][None], options)[0]
+                    scoring.calibration.update(probabilities, target)
                 if index + i in wanted:
                     preview[index + i] = (images[i], target, scored.predictions[k])
         index += len(images)

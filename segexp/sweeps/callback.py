@@ -28,8 +28,11 @@ class SweepReport(Callback):
         self.lock: FolderLock | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from segexp.sweeps.adaptive import check_config  # statistics: only for a multirun
+
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
+            check_config(config)  # an adaptive sweep's settings, before anything is created
             check_folder_writable(sweep_dir, "hydra.sweep.dir")
             check_storage(config)  # a storage that cannot be opened: before any folder is made
             check_devices(config)
@@ -59,6 +62,9 @@ class SweepReport(Callback):
             return
         try:
             jobs = write_report(sweep_dir)
+        except SegexpError as err:  # e.g. the protocol guard: one line, the jobs stay as they are
+            report_error(err)
+            raise SystemExit(1) from None
         except Exception as err:  # a broken report must not hide the jobs' own results
             log.error("sweep report failed (%s: %s); retry: segexp-report sweep=%s",
                       type(err).__name__, err, sweep_dir)  # fmt: skip

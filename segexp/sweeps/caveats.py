@@ -1,4 +1,6 @@
-"""What a sweep report must warn about before anyone reads its numbers as a conclusion."""
+"""What a report must warn about before anyone reads its numbers as a conclusion: few seeds,
+shortened or unconverged training, differences within the seed spread, timings taken under
+different conditions."""
 
 import math
 from pathlib import Path
@@ -36,9 +38,43 @@ def _config(path: Path):
     return None
 
 
+def still_improving(job: Job) -> bool:
+    """The run's best val epoch is its last (of at least 2), and it did not stop early: its
+    score was still rising when training ended."""
+    best, ran = job.summary.get("best_epoch"), job.summary.get("epochs_run")
+    return bool(best and ran and ran > 1 and best == ran and not job.summary.get("stopped_early"))
+
+
+def timing_setup(job: Job) -> tuple:
+    """What a job's time and images/s depend on besides the variant: device, precision, CPU
+    threads and processes."""
+    keys = ("device", "precision", "num_threads", "world_size")
+    return tuple(job.summary.get(key) for key in keys)
+
+
+def timings_comparable(jobs: list[Job]) -> bool:
+    return len({timing_setup(job) for job in jobs if job.status == "completed"}) <= 1
+
+
 def caveats(variants: list[Variant], comparisons: list[Comparison]) -> list[str]:
     """One markdown bullet per problem; empty when there is nothing to warn about."""
     lines = []
+    done = [job for variant in variants for job in variant.completed]
+    rising = [job for job in done if still_improving(job)]
+    if done and 2 * len(rising) > len(done):
+        lines.append(
+            f"- **Not converged**: in {len(rising)} of {len(done)} jobs the best val epoch is "
+            "the last one: the models were still improving when training stopped, so the "
+            "comparison measures how fast each variant learns, not where it ends. Train longer "
+            "(trainer.epochs) before reading it as the end point."
+        )
+    if not timings_comparable(done):
+        setups = sorted({", ".join(f"{v}" for v in timing_setup(job)) for job in done})
+        lines.append(
+            "- **Timings not comparable**: the jobs ran under different conditions (device, "
+            f"precision, CPU threads, processes: {'; '.join(setups)}); the time and images/s "
+            "columns are left out."
+        )
     few = [v for v in variants if len(v.completed) < MIN_SEEDS]
     if few:
         listed = ", ".join(f"`{v.label}` ({len(v.completed)})" for v in few)

@@ -1,47 +1,60 @@
 """Paired differences between variants over matched seeds, with intervals that cover both
 sources of variation: which seeds were run and which test images were drawn.
 
-For a factor (an override key such as `aug`) that takes several values while every other
-override is held equal, each value is compared with the first: the difference in test mIoU is
-averaged over the seeds both variants ran. Three 95% intervals are given:
+Two variants are paired seed by seed (the same seed: the same initialisation and data order) and
+image by image (every run scores the same test images). The difference in test mIoU is
+averaged over the seeds both ran; three 95% intervals are given (segexp/sweeps/intervals.py):
 
-- the headline, a hierarchical bootstrap: resample the seeds (pairs of runs) with replacement,
-  then, within each drawn pair, the test images (the same images for both runs, so the
-  comparison stays paired), recomputing each run's mIoU from the resampled per-image
-  intersection and union counts (Davison & Hinkley 1997, two-stage bootstrap);
-- a t-interval over the per-seed differences (mean ± t(0.975, k-1) · s / sqrt(k)), which covers
-  seed-to-seed variation only and needs at least 2 seeds;
+- the headline, over seeds and test images: the per-seed spread (k - 1 degrees of freedom) plus
+  the test set's share from per-image influence values, with the Behrens-Fisher quantile; its
+  coverage at 2 to 10 seeds is measured by benchmarks/coverage.py;
+- a t-interval over the per-seed differences (seed-to-seed variation only);
 - the bootstrap over test images only, seeds held fixed: how much the test set alone moves the
   difference.
+
+The expected calibration error (ECE) is compared the same way, with its headline interval.
 """
 
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
+from segexp.metrics.calibration import read_calibration_csv
 from segexp.metrics.per_image import read_per_image_csv
+from segexp.sweeps.intervals import (
+    PairCounts,
+    bootstrap_interval,
+    ece_influence,
+    miou_influence,
+    seeds_images_interval,
+    t_interval,
+)
 from segexp.sweeps.jobs import Job, Variant, varying_keys
 
 MISSING = "(default)"
+NAN = (math.nan, math.nan)
 
 
 @dataclass
 class Comparison:
     factor: str
     held: str  # the other overrides, held equal
-    baseline: str  # the factor's first value
+    baseline: str  # the factor's first value (or the baseline run's label)
     value: str
     seeds: list[str]
     diff: float  # mean over matched seeds of test mIoU(value) - test mIoU(baseline)
-    ci_low: float  # hierarchical bootstrap over seeds, then images
+    ci_low: float  # the headline interval: seeds and test images
     ci_high: float
     seed_diffs: list[float] = field(default_factory=list)  # one difference per matched seed
-    t_low: float = float("nan")  # t-interval over the per-seed differences
-    t_high: float = float("nan")
-    images_low: float = float("nan")  # bootstrap over test images only
-    images_high: float = float("nan")
+    t_low: float = math.nan  # t-interval over the per-seed differences
+    t_high: float = math.nan
+    images_low: float = math.nan  # bootstrap over test images only
+    images_high: float = math.nan
+    ece_diff: float = math.nan  # the same for the expected calibration error (lower is better)
+    ece_low: float = math.nan
+    ece_high: float = math.nan
+    pairs: list[tuple[Job, Job]] = field(default_factory=list, repr=False)
 
     @property
     def seed_std(self) -> float:
@@ -49,15 +62,7 @@ class Comparison:
         return float(np.std(self.seed_diffs, ddof=1)) if len(self.seed_diffs) > 1 else math.nan
 
 
-def _miou_rows(intersection: np.ndarray, union: np.ndarray) -> np.ndarray:
-    """(B, C) resampled counts -> (B,) mIoU over the classes present in each resample."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, intersection / np.maximum(union, 1), np.nan)
-    present = union > 0
-    return np.where(present.any(axis=1), np.nansum(iou, axis=1) / present.sum(axis=1), np.nan)
-
-
-def _paired_counts(pairs: list[tuple[Job, Job]]) -> list[tuple[np.ndarray, ...]] | None:
+def paired_counts(pairs: list[tuple[Job, Job]]) -> list[PairCounts] | None:
     """Per pair: (inter_a, union_a, inter_b, union_b), (N, C) each over the same test images;
     None when a per_image.csv is missing or the runs saw different images."""
     counts = []
@@ -74,55 +79,93 @@ def _paired_counts(pairs: list[tuple[Job, Job]]) -> list[tuple[np.ndarray, ...]]
     return counts if ids else None
 
 
-def _pair_diffs(counts: tuple[np.ndarray, ...], weights: np.ndarray) -> np.ndarray:
-    """(B,) mIoU(b) - mIoU(a) of one pair for (B, N) image weights."""
-    inter_a, union_a, inter_b, union_b = counts
-    return _miou_rows(weights @ inter_b, weights @ union_b) - _miou_rows(
-        weights @ inter_a, weights @ union_a
-    )
-
-
 def bootstrap_ci(
     pairs: list[tuple[Job, Job]], replicates: int = 2000, seed: int = 0, *, seeds: bool = True
 ) -> tuple[float, float]:
-    """95% percentile interval of the seed-averaged mIoU difference; NaN if counts are missing.
+    """``bootstrap_interval`` over the jobs' per-image counts; NaN if counts are missing."""
+    counts = paired_counts(pairs)
+    return NAN if counts is None else bootstrap_interval(counts, replicates, seed, seeds=seeds)
 
-    ``seeds=True``: hierarchical, each replicate draws k pairs with replacement, then the test
-    images of each drawn pair. ``seeds=False``: the pairs stay fixed, only images are drawn (the
-    same draw for every pair).
-    """
-    counts = _paired_counts(pairs)
+
+def miou_interval(pairs: list[tuple[Job, Job]], diffs: list[float]) -> tuple[float, float]:
+    """The headline interval of the seed-averaged mIoU difference; NaN without counts."""
+    counts = paired_counts(pairs)
     if counts is None:
-        return float("nan"), float("nan")
-    n, k = len(counts[0][0]), len(counts)
-    rng = np.random.default_rng(seed)
-    diffs = np.zeros(replicates)
+        return NAN
+    influence = np.stack([miou_influence(ib, ub) - miou_influence(ia, ua)
+                          for ia, ua, ib, ub in counts])  # fmt: skip
+    return seeds_images_interval(diffs, influence)
+
+
+def ece_comparison(pairs: list[tuple[Job, Job]]) -> tuple[float, float, float]:
+    """(mean ECE difference, headline interval) over the pairs; NaN where a run has no
+    calibration.csv or no ECE (runs made before segexp measured it)."""
+    diffs, influence = [], []
+    for base, other in pairs:
+        files = [job.path / "calibration.csv" for job in (base, other)]
+        values = [job.summary.get("test", {}).get("ece") for job in (base, other)]
+        if not all(f.is_file() for f in files) or None in values:
+            return math.nan, math.nan, math.nan
+        (ids_a, pixels_a, gaps_a), (ids_b, pixels_b, gaps_b) = map(read_calibration_csv, files)
+        if ids_a != ids_b:
+            return math.nan, math.nan, math.nan
+        diffs.append(float(values[1]) - float(values[0]))
+        influence.append(ece_influence(pixels_b, gaps_b) - ece_influence(pixels_a, gaps_a))
+    if len({len(row) for row in influence}) != 1:
+        return math.nan, math.nan, math.nan
+    return float(np.mean(diffs)), *seeds_images_interval(diffs, np.stack(influence))
+
+
+def compare_variants(
+    base: Variant, other: Variant, replicates: int, *, factor: str, held: str = "-",
+    baseline: str | None = None, value: str | None = None,
+) -> Comparison | None:  # fmt: skip
+    """``other`` against ``base`` over the seeds both completed; None when they share none."""
+    base_jobs = {job.seed: job for job in base.completed}
+    other_jobs = {job.seed: job for job in other.completed}
+    seeds = [s for s in base_jobs if s in other_jobs]
     if not seeds:
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(np.float64)
-        for pair in counts:
-            diffs += _pair_diffs(pair, weights)
-    else:
-        drawn = rng.integers(0, k, size=(replicates, k))
-        for slot in range(k):
-            weights = rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(np.float64)
-            per_pair = np.stack([_pair_diffs(pair, weights) for pair in counts], axis=1)
-            diffs += per_pair[np.arange(replicates), drawn[:, slot]]
-    diffs /= k
-    low, high = np.nanpercentile(diffs, [2.5, 97.5])
-    return float(low), float(high)
+        return None
+    pairs = [(base_jobs[s], other_jobs[s]) for s in seeds]
+    diffs = [float(b.summary["test"]["mIoU"] - a.summary["test"]["mIoU"]) for a, b in pairs]
+    ci_low, ci_high = miou_interval(pairs, diffs)
+    images_low, images_high = bootstrap_ci(pairs, replicates, seeds=False)
+    t_low, t_high = t_interval(diffs)
+    ece_diff, ece_low, ece_high = ece_comparison(pairs)
+    return Comparison(
+        factor=factor,
+        held=held,
+        baseline=base.label if baseline is None else baseline,
+        value=other.label if value is None else value,
+        seeds=seeds,
+        diff=float(np.mean(diffs)),
+        ci_low=ci_low,
+        ci_high=ci_high,
+        seed_diffs=diffs,
+        t_low=t_low,
+        t_high=t_high,
+        images_low=images_low,
+        images_high=images_high,
+        ece_diff=ece_diff,
+        ece_low=ece_low,
+        ece_high=ece_high,
+        pairs=pairs,
+    )
 
 
-def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
-    """mean ± t((1+level)/2, k-1) · s / sqrt(k); NaN with fewer than 2 values."""
-    k = len(values)
-    if k < 2:
-        return float("nan"), float("nan")
-    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
-    half = float(stats.t.ppf((1 + level) / 2, k - 1)) * sd / math.sqrt(k)
-    return mean - half, mean + half
+def compare_to(baseline: Variant, variants: list[Variant], replicates: int) -> list[Comparison]:
+    """Every other variant against ``baseline`` (runs compared, adaptive seeds)."""
+    found = [
+        compare_variants(baseline, variant, replicates, factor="variant")
+        for variant in variants
+        if variant is not baseline
+    ]
+    return [c for c in found if c is not None]
 
 
 def compare(variants: list[Variant], replicates: int = 2000) -> list[Comparison]:
+    """For each override key that takes several values while the others are held equal, each
+    value against the key's first value (a sweep)."""
     keys = list(dict.fromkeys(k for v in variants for k in v.factors))
     varying = varying_keys(variants)
     comparisons = []
@@ -136,37 +179,12 @@ def compare(variants: list[Variant], replicates: int = 2000) -> list[Comparison]
             groups.setdefault(held, {})[variant.factors.get(factor, MISSING)] = variant
         for held, by_value in groups.items():
             present = [v for v in values if v in by_value]
-            if len(present) < 2:
-                continue
-            base = by_value[present[0]]
-            base_jobs = {job.seed: job for job in base.completed}
+            held_label = " ".join(f"{k}={v}" for k, v in held if k in varying) or "-"
             for value in present[1:]:
-                other_jobs = {job.seed: job for job in by_value[value].completed}
-                seeds = [s for s in base_jobs if s in other_jobs]
-                if not seeds:
-                    continue
-                pairs = [(base_jobs[s], other_jobs[s]) for s in seeds]
-                seed_diffs = [
-                    float(b.summary["test"]["mIoU"] - a.summary["test"]["mIoU"]) for a, b in pairs
-                ]
-                low, high = bootstrap_ci(pairs, replicates)
-                images_low, images_high = bootstrap_ci(pairs, replicates, seeds=False)
-                t_low, t_high = t_interval(seed_diffs)
-                comparisons.append(
-                    Comparison(
-                        factor=factor,
-                        held=" ".join(f"{k}={v}" for k, v in held if k in varying) or "-",
-                        baseline=present[0],
-                        value=value,
-                        seeds=seeds,
-                        diff=float(np.mean(seed_diffs)),
-                        ci_low=low,
-                        ci_high=high,
-                        seed_diffs=seed_diffs,
-                        t_low=t_low,
-                        t_high=t_high,
-                        images_low=images_low,
-                        images_high=images_high,
-                    )
-                )
+                found = compare_variants(
+                    by_value[present[0]], by_value[value], replicates,
+                    factor=factor, held=held_label, baseline=present[0], value=value,
+                )  # fmt: skip
+                if found is not None:
+                    comparisons.append(found)
     return comparisons

@@ -21,8 +21,10 @@ from segexp.data.class_weights import resolve_auto_class_weights
 from segexp.data.loaders import samples_in
 from segexp.errors import SegexpError
 from segexp.evaluation.loop import Scoring, evaluate, preview_indices
-from segexp.evaluation.outputs import confusion_figure
+from segexp.evaluation.outputs import PredictionWriter, confusion_figure
 from segexp.evaluation.postprocess import build_postprocess
+from segexp.evaluation.protocol import evaluation_protocol
+from segexp.metrics.calibration import Calibration, calibration_summary
 from segexp.metrics.per_image import PerImageScores
 from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
@@ -311,7 +313,10 @@ def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress
     """The test split scored with best.pt's weights, at the labels' resolution, inferred and
     post-processed as ``test`` configures (default: one whole-image pass, no post-processing).
     With post-processing, the returned metrics are the post-processed ones and hold the model's
-    own under ``without_postprocess``."""
+    own under ``without_postprocess``. Also the confusion matrix, the expected calibration error
+    of the model's probabilities, and per image: intersection and union (per_image.csv),
+    calibration gaps (calibration.csv) and, with trainer.save_test_predictions, the prediction
+    (predictions/test/<image>.png)."""
     distributed.barrier()  # best.pt is complete before the other ranks read it
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt", exp.dev.device)
     exp.model.load_state_dict(best["model"])
@@ -320,7 +325,20 @@ def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress
     postprocess = build_postprocess(test_cfg.get("postprocess"))
     num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.metrics.ignore_index
     per_image = PerImageScores(num_classes, ignore_index)
-    scoring = Scoring(exp.metrics, postprocess=postprocess, on_sample=per_image)
+    calibration = Calibration(num_classes, ignore_index, device=exp.dev.device)
+    ids = exp.splits.test.dataset.names
+    hooks = [per_image]
+    # Under torchrun each rank scores a shard: its loader's indices are not the split's.
+    if exp.trainer.save_test_predictions and distributed.world_size() == 1:
+        hooks.append(PredictionWriter(run_dir / "predictions" / "test", ids))
+
+    def on_sample(index: int, prediction, target) -> None:
+        for hook in hooks:
+            hook(index, prediction, target)
+
+    scoring = Scoring(
+        exp.metrics, postprocess=postprocess, on_sample=on_sample, calibration=calibration
+    )
     evaluate(
         exp.eval_model, exp.splits.test, exp.dev, scoring,
         num_batches=exp.splits.test_batches, options=options, desc="test",
@@ -329,10 +347,11 @@ def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress
     if scoring.post_metrics is not None:
         test = {**scoring.post_metrics.compute(exp.class_names), "without_postprocess": test}
     matrix = scoring.final.matrix
+    test |= {"confusion_matrix": matrix.cpu().tolist(), **calibration_summary(calibration)}
     log_confusion(writer, FINAL_TEST, matrix, exp.class_names, progress.best_epoch)
     if distributed.is_main():  # under torchrun each rank scored its shard: rank 0's file is partial
-        ids = exp.splits.test.dataset.names
         per_image.write_csv(run_dir / "per_image.csv", exp.class_names, ids)
+        calibration.write_csv(run_dir / "calibration.csv", ids)
     return test
 
 
@@ -367,6 +386,7 @@ def make_summary(
         **stats,
         "segexp_version": segexp.__version__,
         "scored_at": SCORED_AT,
+        "protocol": evaluation_protocol(exp.cfg, exp.splits),
         "val": progress.best_val,
         "test": test,
     }

@@ -89,12 +89,24 @@ def preview_grid(
 ) -> torch.Tensor:
     """uint8 (3, N*H [+ legend], 3*W): one row per sample with image, ground truth and
     prediction; the class legend below when ``names`` are given."""
+    return class_map_grid(images, [targets, predictions], colours, names)
+
+
+def class_map_grid(
+    images: torch.Tensor,
+    maps: Sequence[torch.Tensor],
+    colours: torch.Tensor,
+    names: Sequence[str] | None = None,
+) -> torch.Tensor:
+    """uint8 (3, N*H [+ legend], (1 + len(maps))*W): one row per sample, the image and then each
+    of ``maps`` (N, H, W) in colour (e.g. truth, baseline, variant); the class legend below
+    when ``names`` are given."""
     images = images.cpu()
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
     rows = [
-        torch.cat([image[:3], colorize(target, colours), colorize(pred, colours)], dim=-1)
-        for image, target, pred in zip(images, targets, predictions, strict=True)
+        torch.cat([image[:3], *(colorize(m[k], colours) for m in maps)], dim=-1)
+        for k, image in enumerate(images)
     ]
     grid = torch.cat(rows, dim=-2)
     if names is not None:

@@ -41,7 +41,7 @@ def test_sweep_report_equals_numbers_recomputed_from_the_jobs(sweep):
     sweep_dir, _ = sweep
     for name in ("report.md", "report.csv", "report.png"):
         assert (sweep_dir / name).is_file()
-    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == JOBS
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [*JOBS, "gallery"]
     summaries = {
         n: json.loads((sweep_dir / JOBS[n] / "summary.json").read_text()) for n in range(4)
     }
@@ -151,3 +151,52 @@ def test_failing_job_does_not_stop_a_parallel_sweep(tmp_path):
     report = (sweep_dir / "report.md").read_text()
     assert "## Jobs that did not complete" in report and "optimizer.lr=-1 is not" in report
     assert not (sweep_dir / "1_optimizer.lr=-1" / "per_image.csv").exists()
+
+
+ADAPTIVE = [
+    *TINY, "trainer.epochs=1", "hydra/sweeper=segexp_decide", "optimizer.lr=0.001,0.002",
+    "hydra.sweeper.max_seeds=3", "hydra.sweeper.min_effect=0.000001", "scheduler.warmup_steps=0",
+]  # fmt: skip
+
+
+def test_adaptive_seeds_decide_in_rounds_through_a_parallel_launcher(tmp_path):
+    """Rounds through joblib's parallel processes (any launcher: the sweeper hands each round
+    to the configured one); a rerun repeats the same rounds (sweeps/test_adaptive.py)."""
+    sweep_dir = tmp_path / "sweep"
+    parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    result = run_cli("--multirun", *ADAPTIVE, *parallel, f"hydra.sweep.dir={sweep_dir}",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((sweep_dir / "decisions.json").read_text())
+    (outcome,) = record["outcomes"]
+    assert outcome["variant"] == "optimizer.lr=0.002" and record["baseline"] == "optimizer.lr=0.001"
+    folders = sorted(p.name for p in sweep_dir.iterdir() if (p / "summary.json").is_file())
+    assert len(folders) == record["jobs_run"] == sum(r["jobs"] for r in record["rounds"])
+    first_round = [f"{n}_optimizer.lr={lr},seed={s}" for n, (lr, s) in
+                   enumerate([("0.001", 0), ("0.001", 1), ("0.002", 0), ("0.002", 1)])]  # fmt: skip
+    assert folders[:4] == first_round
+    seeds = {name.rsplit("=", 1)[1] for name in folders}
+    rounds = len(record["rounds"])
+    assert outcome["seeds"] == len(seeds) == 2 + rounds - 1 and outcome["round"] == rounds
+    assert outcome["decision"] != "open"
+    report = (sweep_dir / "report.md").read_text()
+    assert "## Decisions (adaptive seeds)" in report and f"Jobs run: {len(folders)}" in report
+
+
+def test_any_runs_are_compared_with_the_statistics_and_pictures_of_a_sweep(sweep, tmp_path):
+    sweep_dir, _ = sweep
+    entries = [sweep_dir / JOBS[0], sweep_dir / JOBS[1], sweep_dir / JOBS[2]]
+    out = tmp_path / "report"
+    quoted = ",".join(f"'{e}'" for e in entries)  # job folder names hold "=" and ","
+    result = run_cli(f"runs=[{quoted}]", f"baseline='{entries[0]}'", f"output={out}",
+                     cwd=tmp_path, module="segexp.report")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    page = (out / "report.md").read_text()
+    line = next(r for r in page.splitlines() if r.startswith("| variant | `-` | aug=none |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    summaries = [json.loads((e / "summary.json").read_text()) for e in (entries[0], entries[2])]
+    assert cells[3:5] == ["aug=light", "0"]
+    expected = summaries[1]["test"]["mIoU"] - summaries[0]["test"]["mIoU"]
+    assert float(cells[5]) == pytest.approx(expected, abs=6e-5)
+    assert (out / "gallery").is_dir() and (out / "calibration.png").is_file()
+    assert "## What changed" in page and "gallery/0_aug=light_vs_aug=none_confusion.png" in page

@@ -1,6 +1,7 @@
 """Job folders with per-image counts, made up for the tests of the sweep report."""
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,3 +34,32 @@ def seed_pairs(tmp_path, offsets, images: int = 30):
         pairs.append((a, b))
         counts.append((base, other, union))
     return pairs, counts
+
+
+def job_folder(
+    folder: Path, overrides: list[str], seed: int, offset: int, images: int = 30, **summary
+) -> Path:
+    """A completed job as a sweep leaves it: summary.json (overrides with the seed, test mIoU)
+    and per_image.csv over the same ``images`` test images for every job; ``offset``: extra
+    intersection per image and class (higher: better), with seed-to-seed noise."""
+    rng = np.random.default_rng(0)  # the same images and baseline for every job
+    union = rng.integers(60, 100, size=(images, 2))
+    base = (union * rng.uniform(0.3, 0.6, size=(images, 2))).astype(int)
+    noise = np.random.default_rng(seed + 100).integers(-3, 4, size=(images, 2))
+    inter = np.clip(base + offset + noise, 0, union)
+    folder.mkdir(parents=True)
+    with (folder / "per_image.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "inter_a", "union_a", "inter_b", "union_b"])
+        for i, (ir, ur) in enumerate(zip(inter, union, strict=True)):
+            writer.writerow([f"img{i}", ir[0], ur[0], ir[1], ur[1]])
+    miou = miou_from_counts(inter, union)
+    record = {
+        "status": "completed",
+        "overrides": [*overrides, f"seed={seed}"],
+        "test": {"mIoU": miou, "per_class_iou": {"a": miou, "b": miou}},
+        "val": {"mIoU": miou},
+        **summary,
+    }
+    (folder / "summary.json").write_text(json.dumps(record))
+    return folder

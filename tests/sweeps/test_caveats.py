@@ -2,10 +2,11 @@
 
 from omegaconf import OmegaConf
 
-from segexp.sweeps.caveats import caveats, shortcuts
+from segexp.sweeps.caveats import caveats, shortcuts, timings_comparable
 from segexp.sweeps.jobs import Variant
+from segexp.sweeps.page import markdown
 from segexp.sweeps.paired import compare
-from segexp.sweeps.report import markdown, variant_rows
+from segexp.sweeps.table import variant_rows
 from tests.sweeps.conftest import seed_pairs
 
 
@@ -31,3 +32,27 @@ def test_report_warns_about_few_seeds_debug_runs_and_differences_within_the_spre
     assert "95% CI (seeds + images)" in page and "95% t over seeds" in page
     clean = caveats([base], [])
     assert all("Shortened" not in w for w in clean if "a0" not in w)
+
+
+def test_report_warns_about_unconverged_runs_and_timings_taken_differently(tmp_path):
+    pairs, _ = seed_pairs(tmp_path, offsets=[2, 8, 14])
+    for n, (a, b) in enumerate(pairs):
+        a.summary |= {"best_epoch": 8, "epochs_run": 8, "device": "cpu", "num_threads": 2}
+        b.summary |= {"best_epoch": 8 if n else 5, "epochs_run": 8, "device": "cpu",
+                      "num_threads": 2 if n else 1}  # fmt: skip
+    base = Variant("aug=none", {"aug": "none"}, [a for a, _ in pairs], ["aug=none"])
+    other = Variant("aug=strong", {"aug": "strong"}, [b for _, b in pairs], ["aug=strong"])
+    text = "\n".join(caveats([base, other], []))
+    assert "**Not converged**: in 5 of 6 jobs the best val epoch is the last one" in text
+    assert "**Timings not comparable**" in text and "cpu, None, 1, None; cpu, None, 2, None" in text
+    jobs = [*base.jobs, *other.jobs]
+    rows = variant_rows([base, other], [])
+    page = markdown(tmp_path, jobs, [], rows, [], [], timings=timings_comparable(jobs))
+    assert "images/s" not in page
+    for job in jobs:  # the same setup everywhere, and one job stopped early: nothing to say
+        job.summary |= {"num_threads": 2, "stopped_early": {"epoch": 8}}
+    text = "\n".join(caveats([base, other], []))
+    assert "Timings" not in text and "Not converged" not in text
+    assert "images/s" in markdown(
+        tmp_path, jobs, [], rows, [], [], timings=timings_comparable(jobs)
+    )

@@ -3,7 +3,7 @@
 
 def test_trial_labels_are_rounded_and_trials_ranked_by_the_objective():
     from segexp.sweeps.jobs import readable
-    from segexp.sweeps.report import rank_trials
+    from segexp.sweeps.table import rank_trials
 
     assert readable("optimizer.lr=0.0012345678") == "optimizer.lr=0.00123"
     assert readable("loss.weights.ce=1.2345678") == "loss.weights.ce=1.23"

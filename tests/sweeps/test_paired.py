@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from segexp.metrics.per_image import miou_from_counts
+from segexp.sweeps.intervals import t_interval
 from segexp.sweeps.jobs import Variant
-from segexp.sweeps.paired import bootstrap_ci, compare, t_interval
+from segexp.sweeps.paired import bootstrap_ci, compare
 from tests.sweeps.conftest import _fake_job, seed_pairs
 
 

@@ -1,0 +1,1 @@
+"""segexp's adaptive-seed sweeper for Hydra: ``hydra/sweeper=segexp_decide``."""
