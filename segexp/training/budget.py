@@ -38,9 +38,13 @@ from segexp.errors import SegexpError
 from segexp.runtime import distributed
 from segexp.training.schedulers import set_horizon
 
-# Decide again about this often (a fraction of the budget), keeping a change above TOLERANCE.
+# Decide again about this often (a fraction of the budget), keeping a change above TOLERANCE;
+# in the last ENDGAME of the budget above ENDGAME_TOLERANCE, since a plan held within 3 % to
+# the end would end the run up to 3 % of the budget early.
 DECIDE_EVERY = 0.05
 TOLERANCE = 0.03
+ENDGAME = 0.2
+ENDGAME_TOLERANCE = 0.005
 FIRST_DECISION_STEPS = 5  # after the probe's guess: the first measured steps
 RECENT_EPOCHS = 5  # epoch ends whose median estimates the next one and the test pass
 MARGIN = (0.02, 1.0)  # kept free at the end: 2 % of the budget, at least a second
@@ -207,10 +211,16 @@ class RunLength:
         """Rank 0's plan for every rank (under torchrun each process measures its own clock)."""
         fits = self._fits(step)
         bound = self._bound(step)
-        total = distributed.from_main(max(step, fits if bound is None else min(bound, fits)))
+        total, endgame = distributed.from_main(
+            (
+                max(step, fits if bound is None else min(bound, fits)),
+                self.left() <= ENDGAME * self.seconds,
+            )
+        )
         if total == step and (bound is None or bound > step):
             self.deadline_hit = True  # not one more step fits: stop rather than overrun
-        drift = abs(total - self.horizon) > TOLERANCE * max(self.horizon, 1)
+        tolerance = ENDGAME_TOLERANCE if endgame else TOLERANCE
+        drift = abs(total - self.horizon) > tolerance * max(self.horizon, 1)
         if force or drift or total in (step, bound):
             self._set(step, total)
 
