@@ -35,6 +35,7 @@ import torch
 
 from segexp.data.loaders import samples_in
 from segexp.errors import SegexpError
+from segexp.evaluation.pipeline import test_options
 from segexp.runtime import distributed
 from segexp.training.schedulers import set_horizon
 
@@ -309,16 +310,29 @@ def _shape(batches) -> tuple[int, ...]:
     return tuple(batches[0][0][0].shape)
 
 
+def _start_workers(batches) -> None:
+    """Start a DataLoader's persistent workers now: the final test pass's would otherwise start
+    after the budget's last decision (seconds on a loaded machine, unaccounted). Evaluation
+    transforms draw nothing, so the test pass reads the same images."""
+    if getattr(batches, "persistent_workers", False):
+        next(iter(batches), None)
+
+
 def plan_length(exp, progress, started: float) -> RunLength:
     """This session's RunLength; with a time budget, the probe first (and the refusal of a
     budget that cannot hold one step and the test pass)."""
     splits = exp.splits
     per_epoch = math.ceil(splits.train_batches / exp.trainer.accumulate_grad_batches)
     val, test = _shape(splits.val), _shape(splits.test)
+    options = test_options(exp.cfg)
     sizes = {
         "val": samples_in(splits.val, splits.val_batches),
         "test": len(splits.test.dataset),
-        "test_pixels": (test[-1] * test[-2]) / (val[-1] * val[-2]),
+        # A test image's cost in validation images: its pixels, and test-time augmentation's
+        # passes.
+        "test_pixels": (test[-1] * test[-2])
+        / (val[-1] * val[-2])
+        * (1.0 if options is None else options.relative_cost),
     }
     length = RunLength(
         exp.trainer, exp.scheduler, per_epoch, sizes,
@@ -330,5 +344,6 @@ def plan_length(exp, progress, started: float) -> RunLength:
         crop = val[-2:] if size is None else (int(size[0]), int(size[1]))
         batch = (int(exp.cfg.dataset.batch_size), val[0], *crop)
         measured = probe(exp, batch, test)
+        _start_workers(splits.test)
     length.start(progress.global_step, measured)
     return length

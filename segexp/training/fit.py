@@ -13,7 +13,6 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 import segexp
-from segexp.config.build import build
 from segexp.config.checks import validate
 from segexp.config.tree import config_tree
 from segexp.data.checks import preflight
@@ -22,6 +21,7 @@ from segexp.data.loaders import samples_in
 from segexp.errors import SegexpError
 from segexp.evaluation.loop import Scoring, evaluate, preview_indices
 from segexp.evaluation.outputs import confusion_figure
+from segexp.evaluation.pipeline import test_options
 from segexp.evaluation.postprocess import build_postprocess
 from segexp.metrics.per_image import PerImageScores
 from segexp.metrics.table import metrics_table
@@ -316,7 +316,7 @@ def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt", exp.dev.device)
     exp.model.load_state_dict(best["model"])
     test_cfg = exp.cfg.get("test") or {}
-    options = build(test_cfg["inference"]) if "inference" in test_cfg else None
+    options = test_options(exp.cfg)
     postprocess = build_postprocess(test_cfg.get("postprocess"))
     num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.metrics.ignore_index
     per_image = PerImageScores(num_classes, ignore_index)

@@ -5,7 +5,7 @@ import torch
 
 from segexp.config.trainer import TrainerSettings
 from segexp.errors import SegexpError
-from segexp.training.budget import MARGIN, Probe, RunLength
+from segexp.training.budget import MARGIN, Probe, RunLength, _start_workers
 from segexp.training.schedulers import warmup_poly
 
 
@@ -133,3 +133,19 @@ def test_without_a_budget_the_length_is_the_epochs_or_the_steps():
     steps.start(0)
     assert run(steps, clock, lambda step: 0.0) == 15
     assert steps.stopped_by(early_stopped=False) == "max_steps"
+
+
+def test_the_test_passs_persistent_workers_start_with_the_run():
+    class Loader(list):
+        persistent_workers = True
+        started = 0
+
+        def __iter__(self):
+            self.started += 1
+            return super().__iter__()
+
+    loader, plain = Loader([1, 2]), Loader([1, 2])
+    plain.persistent_workers = False
+    _start_workers(loader)
+    _start_workers(plain)
+    assert (loader.started, plain.started) == (1, 0)
