@@ -38,6 +38,7 @@ from segexp.errors import SegexpError
 from segexp.evaluation.pipeline import test_options
 from segexp.runtime import distributed
 from segexp.training.schedulers import set_horizon
+from segexp.training.test_pass import test_image_seconds
 
 # Decide again about this often (a fraction of the budget), keeping a change above TOLERANCE;
 # in the last ENDGAME of the budget above ENDGAME_TOLERANCE, since a plan held within 3 % to
@@ -57,6 +58,8 @@ class Probe:
 
     step: float  # one optimizer step of the training batch shape, without data loading
     eval_image: float  # one image of the test pass at its size
+    # one image of the test pass as the run's end scores it (training/test_pass.py), when timed
+    test_image: float | None = None
 
 
 @torch.no_grad()
@@ -135,6 +138,8 @@ class RunLength:
         self.epoch_end_seconds: float | None = None  # validation + checkpoint, measured
         self.recent_ends: list[tuple[float, float]] = []  # (epoch end, test image) seconds
         self.eval_image_seconds: float | None = None
+        self.test_image_seconds: float | None = None  # the test pass's own (Probe.test_image)
+        self.fastest_step = math.inf  # the fastest window's seconds per step
         self.last_mark = clock()
         self.window = [0.0, 0]  # training seconds and optimizer steps since the last decision
         self.decide_every = 0
@@ -153,6 +158,7 @@ class RunLength:
         """Before the first step of this session (``step`` done by earlier ones)."""
         if probe is not None:
             self.step_seconds, self.eval_image_seconds = probe.step, probe.eval_image
+            self.test_image_seconds = probe.test_image
         if self.seconds is None:
             self._set(step, self._bound(step))
             return
@@ -171,7 +177,13 @@ class RunLength:
     # --- the budget ------------------------------------------------------------------------
 
     def _test_seconds(self) -> float:
+        """The larger of two estimates: the validation pass's cost per image (recent epochs),
+        and the test pass's own, timed before training, times how much slower the steps are
+        now than at their fastest (a machine that got busy tests slower too)."""
         per_image = self.eval_image_seconds or 0.0
+        if self.test_image_seconds is not None and self.step_seconds:
+            slowdown = self.step_seconds / min(self.step_seconds, self.fastest_step)
+            per_image = max(per_image, self.test_image_seconds * slowdown)
         return per_image * self.sizes.get("test", 0)
 
     def _final_reserve(self) -> float:
@@ -247,6 +259,7 @@ class RunLength:
             # The mean over the last window (5 % of the budget): steady, yet it follows the
             # machine when it slows down.
             self.step_seconds = self.window[0] / self.window[1]
+            self.fastest_step = min(self.fastest_step, self.step_seconds)
             self.window = [0.0, 0]
             if not self.decide_every:
                 every = max(1, round(DECIDE_EVERY * self.seconds / self.step_seconds))
@@ -310,14 +323,6 @@ def _shape(batches) -> tuple[int, ...]:
     return tuple(batches[0][0][0].shape)
 
 
-def _start_workers(batches) -> None:
-    """Start a DataLoader's persistent workers now: the final test pass's would otherwise start
-    after the budget's last decision (seconds on a loaded machine, unaccounted). Evaluation
-    transforms draw nothing, so the test pass reads the same images."""
-    if getattr(batches, "persistent_workers", False):
-        next(iter(batches), None)
-
-
 def plan_length(exp, progress, started: float) -> RunLength:
     """This session's RunLength; with a time budget, the probe first (and the refusal of a
     budget that cannot hold one step and the test pass)."""
@@ -344,6 +349,6 @@ def plan_length(exp, progress, started: float) -> RunLength:
         crop = val[-2:] if size is None else (int(size[0]), int(size[1]))
         batch = (int(exp.cfg.dataset.batch_size), val[0], *crop)
         measured = probe(exp, batch, test)
-        _start_workers(splits.test)
+        measured.test_image = test_image_seconds(exp)
     length.start(progress.global_step, measured)
     return length

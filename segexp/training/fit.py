@@ -21,9 +21,6 @@ from segexp.data.loaders import samples_in
 from segexp.errors import SegexpError
 from segexp.evaluation.loop import Scoring, evaluate, preview_indices
 from segexp.evaluation.outputs import confusion_figure
-from segexp.evaluation.pipeline import test_options
-from segexp.evaluation.postprocess import build_postprocess
-from segexp.metrics.per_image import PerImageScores
 from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
 from segexp.models.unet import resolve_auto_depth
@@ -36,6 +33,7 @@ from segexp.training.experiment import Experiment, build_experiment
 from segexp.training.loggers import log_hparams, log_metrics, open_writer
 from segexp.training.loggers.fanout import Writers
 from segexp.training.resume import Progress, restore, save_epoch, training_state
+from segexp.training.test_pass import score_test
 from segexp.training.transfer import freeze_schedule
 from segexp.visual.colours import dataset_palette, preview_grid
 from segexp.visual.legend import titled_grid
@@ -315,16 +313,7 @@ def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress
     distributed.barrier()  # best.pt is complete before the other ranks read it
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt", exp.dev.device)
     exp.model.load_state_dict(best["model"])
-    test_cfg = exp.cfg.get("test") or {}
-    options = test_options(exp.cfg)
-    postprocess = build_postprocess(test_cfg.get("postprocess"))
-    num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.metrics.ignore_index
-    per_image = PerImageScores(num_classes, ignore_index)
-    scoring = Scoring(exp.metrics, postprocess=postprocess, on_sample=per_image)
-    evaluate(
-        exp.eval_model, exp.splits.test, exp.dev, scoring,
-        num_batches=exp.splits.test_batches, options=options, desc="test",
-    )  # fmt: skip
+    scoring, per_image = score_test(exp, exp.splits.test_batches)
     test = exp.metrics.compute(exp.class_names)
     if scoring.post_metrics is not None:
         test = {**scoring.post_metrics.compute(exp.class_names), "without_postprocess": test}

@@ -5,7 +5,7 @@ import torch
 
 from segexp.config.trainer import TrainerSettings
 from segexp.errors import SegexpError
-from segexp.training.budget import MARGIN, Probe, RunLength, _start_workers
+from segexp.training.budget import MARGIN, Probe, RunLength
 from segexp.training.schedulers import warmup_poly
 
 
@@ -135,17 +135,12 @@ def test_without_a_budget_the_length_is_the_epochs_or_the_steps():
     assert steps.stopped_by(early_stopped=False) == "max_steps"
 
 
-def test_the_test_passs_persistent_workers_start_with_the_run():
-    class Loader(list):
-        persistent_workers = True
-        started = 0
-
-        def __iter__(self):
-            self.started += 1
-            return super().__iter__()
-
-    loader, plain = Loader([1, 2]), Loader([1, 2])
-    plain.persistent_workers = False
-    _start_workers(loader)
-    _start_workers(plain)
-    assert (loader.started, plain.started) == (1, 0)
+def test_the_test_pass_is_reserved_at_its_own_timed_cost_slowed_as_the_steps_slow():
+    clock = Clock()
+    budget = length(clock, time_budget="10s")  # 10 test images; a decision every 50 steps
+    budget.start(0, Probe(step=0.01, eval_image=0.001, test_image=0.05))
+    assert budget._test_seconds() == pytest.approx(0.5)  # not 10 x 0.001 from the forward alone
+    for step in range(1, 201):
+        clock.now += 0.01 if step <= 100 else 0.03  # then another job arrived: 3x slower
+        budget.step_done(step)
+    assert budget._test_seconds() == pytest.approx(1.5)
