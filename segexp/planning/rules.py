@@ -76,7 +76,8 @@ class Candidate:
     batch: int = 4
     steps: int = 0
     epochs: float = 0.0
-    smallest: bool = False  # MIN_IMAGES fit at no candidate: the last one tried
+    # The batch at which MIN_IMAGES fit at no candidate, this one the last tried (else None)
+    smallest: int | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -163,8 +164,10 @@ def choose_resolution(
             f"{smallest.crop[1]}: an epoch takes about {per_epoch:.2g} s of training here): give "
             f"budget={math.ceil(per_epoch / TRAIN_SHARE * 2)}s or more"
         )
-    smallest.smallest = True
-    smallest.notes.append(f"{MIN_IMAGES} images fit at no size: the smallest")
+    smallest.smallest = smallest.batch
+    smallest.notes.append(
+        f"at a batch of {smallest.batch}, {MIN_IMAGES} images fit at no size: the smallest"
+    )
     return smallest
 
 
@@ -209,7 +212,8 @@ def plan(
     measured = choose_batch(found, chosen, meter, test_hw, seconds)
     thinnest = narrowest(found)
     smaller = [scale for scale in SCALES if scale < chosen.scale]
-    if chosen.smallest and thinnest and smaller and smaller[0] * thinnest[1] < MIN_WIDTH:
+    width_bound = thinnest and smaller and smaller[0] * thinnest[1] < MIN_WIDTH
+    if chosen.smallest is not None and width_bound:
         chosen.notes.append(
             f"{class_names(cfg.dataset)[thinnest[0]]} is {thinnest[1]:.1f} px wide: a smaller "
             f"scale would leave it under {MIN_WIDTH:g} px"
@@ -231,9 +235,9 @@ def plan(
             {"dataset.image_size": list(chosen.crop)},
             f"of the {rh}x{rw} images, the largest crop (at most {CROP_CAP}, in multiples of the "
             f"model's stride {stride}) at which {MIN_IMAGES} training images fit"
-            if not chosen.smallest
-            else f"the smallest tried (in multiples of the model's stride {stride}): "
-            f"{MIN_IMAGES} training images fit at no size",
+            if chosen.smallest is None
+            else f"the smallest tried (in multiples of the model's stride {stride}): at a batch "
+            f"of {chosen.smallest}, {MIN_IMAGES} training images fit at no size",
         ),
         Choice(
             "batch",
