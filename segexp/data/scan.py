@@ -49,17 +49,38 @@ def _one(dataset, index: int, images: str) -> dict[str, Any]:
         out["error"] = str(err)
         return out
     out["mask_hw"] = mask.shape[:2]
-    if mask.dtype == np.uint8:
-        counts = np.bincount(mask.ravel(), minlength=256)
-        values = np.flatnonzero(counts)
-        out["values"] = dict(zip(values.tolist(), counts[values].tolist(), strict=True))
-    else:
-        values, counts = np.unique(mask, return_counts=True)
-        out["values"] = dict(zip(values.tolist(), counts.tolist(), strict=True))
+    out["values"] = _value_counts(mask)
+    out["edge_values"] = _value_counts(mask[outlines(mask)])
     if image is not None:
         pixels = image.reshape(-1, 1 if image.ndim == 2 else image.shape[2]).astype(np.float64)
         out["sum"], out["sumsq"], out["n"] = pixels.sum(0), (pixels**2).sum(0), len(pixels)
     return out
+
+
+def _value_counts(values: np.ndarray) -> dict[int, int]:
+    if values.dtype == np.uint8:
+        counts = np.bincount(values.ravel(), minlength=256)
+        present = np.flatnonzero(counts)
+        return dict(zip(present.tolist(), counts[present].tolist(), strict=True))
+    present, counts = np.unique(values, return_counts=True)
+    return dict(zip(present.tolist(), counts.tolist(), strict=True))
+
+
+def outlines(mask: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour of another value: each region's inner outline."""
+    edge = np.zeros(mask.shape[:2], bool)
+    rows, cols = mask[:-1] != mask[1:], mask[:, :-1] != mask[:, 1:]
+    edge[:-1] |= rows
+    edge[1:] |= rows
+    edge[:, :-1] |= cols
+    edge[:, 1:] |= cols
+    return edge
+
+
+def class_widths(class_pixels: Sequence[int], edge_pixels: Sequence[int]) -> list[float | None]:
+    """Each class's typical width in pixels: 2 x area / outline, the width of a stripe (a disc
+    gets its radius); None for a class absent or without an outline."""
+    return [2 * a / e if a and e else None for a, e in zip(class_pixels, edge_pixels, strict=True)]
 
 
 def _samples(dataset, images: str) -> list[dict[str, Any]]:
@@ -77,6 +98,7 @@ def scan_split(dataset, split: str, num_classes: int, images: str = "full") -> d
     values: Counter = Counter()
     first_file: dict[int, str] = {}
     class_pixels = np.zeros(num_classes, np.int64)
+    edge_pixels = np.zeros(num_classes, np.int64)  # pixels of class c on an outline
     presence_pixels = np.zeros(num_classes, np.int64)  # labelled pixels of images holding c
     sizes: Counter = Counter()
     unreadable, mismatched = [], []
@@ -102,6 +124,9 @@ def scan_split(dataset, split: str, num_classes: int, images: str = "full") -> d
         for value in sample["values"]:
             if 0 <= value < num_classes:
                 presence_pixels[value] += labelled
+        for value, count in sample["edge_values"].items():
+            if 0 <= value < num_classes:
+                edge_pixels[value] += count
         if "sum" in sample:
             total = sample["sum"] if total is None else total + sample["sum"]
             total_sq = sample["sumsq"] if total_sq is None else total_sq + sample["sumsq"]
@@ -121,6 +146,7 @@ def scan_split(dataset, split: str, num_classes: int, images: str = "full") -> d
         "first_file_with_value": {int(k): v for k, v in sorted(first_file.items())},
         "class_pixels": class_pixels.tolist(),
         "presence_pixels": presence_pixels.tolist(),
+        "edge_pixels": edge_pixels.tolist(),
         "image_mean": None if mean is None else [round(float(v), 3) for v in mean],
         "image_std": None if std is None else [round(float(v), 3) for v in std],
     }

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segexp.config.build import build
 from segexp.errors import SegexpError
 from segexp.ops.padding import pad_to_size
 
@@ -85,9 +86,20 @@ class InferenceOptions:
         return self.scales if self.tta.startswith("ms") else (1.0,)
 
     @property
+    def relative_cost(self) -> float:
+        """Forward passes per image, in passes over the whole image at scale 1 (tiles aside)."""
+        return sum(s * s for s in self.scale_factors) * (1 + len(TTA_MODES[self.tta]))
+
+    @property
     def plain(self) -> bool:
         """One whole-image pass: the scores are the model's logits."""
         return self.tile is None and self.tta == "none"
+
+
+def test_options(cfg) -> InferenceOptions | None:
+    """The final test pass's inference options (``test.inference``), or None: one plain pass."""
+    test_cfg = cfg.get("test") or {}
+    return build(test_cfg["inference"]) if "inference" in test_cfg else None
 
 
 def gaussian_weights(height: int, width: int, sigma_scale: float = 0.125) -> torch.Tensor:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from segexp.config.build import build, class_names
-from segexp.data.scan import VOID_NAMES, VOID_SHARE, void_candidate
+from segexp.data.scan import VOID_NAMES, VOID_SHARE, class_widths, void_candidate
 from segexp.data.survey import survey
 from segexp.errors import SegexpError
 
@@ -20,6 +20,7 @@ class Fingerprint:
     images: dict[str, int]  # samples per split
     median_hw: tuple[int, int]  # of the training images, as stored
     class_shares: list[float]  # of the labelled training pixels
+    class_widths: list[float | None]  # typical width in pixels, as stored (scan.class_widths)
     ignore_index: int  # the void label's value (given, or read from the masks)
     void_share: float | None  # of the training pixels, when the void label was read here
     mean: list[float]
@@ -97,6 +98,7 @@ def fingerprint(cfg: DictConfig) -> tuple[Fingerprint, DictConfig]:
         images={split: scan["samples"] for split, scan in report["splits"].items()},
         median_hw=_median_size(train["image_sizes"]),
         class_shares=[p / labelled for p in train["class_pixels"]],
+        class_widths=class_widths(train["class_pixels"], train["edge_pixels"]),
         ignore_index=int(cfg.dataset.ignore_index),
         void_share=None if void is None else void[1],
         mean=report["suggested_mean"],

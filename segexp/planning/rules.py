@@ -7,10 +7,10 @@ The rules (docs/new-dataset.md explains each):
   ``weights`` extra: offline), else segexp's U-Net with ``depth: auto`` (nnU-Net's rule: pool
   while the smallest feature map keeps an edge of 4 pixels);
 - resolution and crop: from the median training image at the largest of SCALES (shorter side
-  >= MIN_SIDE), the whole resized image (capped at CROP_CAP) as crop, then smaller crops
-  (CROP_SHARES, at least MIN_CROP), then the next scale: the first at which MIN_IMAGES training
-  images fit in the budget's training share (detail is kept before context); crops in multiples
-  of the model's output stride;
+  >= MIN_SIDE, the narrowest class at least MIN_WIDTH pixels wide), the whole resized image
+  (capped at CROP_CAP) as crop, then smaller crops (CROP_SHARES, at least MIN_CROP), then the
+  next scale: the first at which MIN_IMAGES training images fit in the budget's training share
+  (detail is kept before context), else the smallest; crops in multiples of the model's stride;
 - batch: the fastest (images per second, measured) of BATCHES, capped as nnU-Net caps it (one
   batch covers at most 5 % of the training pixels) and, on CUDA, by measured memory;
 - learning rate: the default's (AdamW 3e-3 at batch 8) scaled linearly with the batch;
@@ -38,6 +38,9 @@ from segexp.planning.measure import Cost, Meter, largest_batch_in_memory
 
 SCALES = (1.0, 0.75, 0.5, 0.375, 0.25)
 MIN_SIDE = 64
+# The narrowest class keeps this width (pixels) at a smaller scale: 2 after the encoder's first
+# stride-2 layer. Thin structures (membranes, wires) keep their resolution.
+MIN_WIDTH = 4.0
 CROP_CAP = 512
 CROP_SHARES = (1.0, 0.75, 0.5)  # of the resized image's sides, tried before a smaller scale
 MIN_CROP = 128
@@ -73,6 +76,8 @@ class Candidate:
     batch: int = 4
     steps: int = 0
     epochs: float = 0.0
+    # The batch at which MIN_IMAGES fit at no candidate, this one the last tried (else None)
+    smallest: int | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -101,12 +106,20 @@ def choose_model() -> Choice:
     )
 
 
+def narrowest(found: Fingerprint) -> tuple[int, float] | None:
+    """The class of the smallest typical width, and that width."""
+    widths = [(c, w) for c, w in enumerate(found.class_widths) if w is not None]
+    return min(widths, key=lambda cw: cw[1]) if widths else None
+
+
 def candidates(found: Fingerprint, stride: int) -> list[Candidate]:
     """Resolutions from the largest down, each with its crops from the largest down."""
     out: list[Candidate] = []
+    thinnest = narrowest(found)
     for scale in SCALES:
         resized = found.resized(scale)
-        if min(resized) < MIN_SIDE and out:
+        too_thin = thinnest is not None and scale * thinnest[1] < MIN_WIDTH
+        if (min(resized) < MIN_SIDE or too_thin) and out:
             break
         crops: list[tuple[int, ...]] = []
         for share in CROP_SHARES:
@@ -151,7 +164,10 @@ def choose_resolution(
             f"{smallest.crop[1]}: an epoch takes about {per_epoch:.2g} s of training here): give "
             f"budget={math.ceil(per_epoch / TRAIN_SHARE * 2)}s or more"
         )
-    smallest.notes.append(f"{MIN_IMAGES} images fit at no size: the smallest")
+    smallest.smallest = smallest.batch
+    smallest.notes.append(
+        f"at a batch of {smallest.batch}, {MIN_IMAGES} images fit at no size: the smallest"
+    )
     return smallest
 
 
@@ -194,6 +210,14 @@ def plan(
 
     chosen = choose_resolution(found, seconds, meter, stride, test_hw)
     measured = choose_batch(found, chosen, meter, test_hw, seconds)
+    thinnest = narrowest(found)
+    smaller = [scale for scale in SCALES if scale < chosen.scale]
+    width_bound = thinnest and smaller and smaller[0] * thinnest[1] < MIN_WIDTH
+    if chosen.smallest is not None and width_bound:
+        chosen.notes.append(
+            f"{class_names(cfg.dataset)[thinnest[0]]} is {thinnest[1]:.1f} px wide: a smaller "
+            f"scale would leave it under {MIN_WIDTH:g} px"
+        )
     h, w = found.median_hw
     rh, rw = chosen.resized
     choices = [
@@ -211,9 +235,9 @@ def plan(
             {"dataset.image_size": list(chosen.crop)},
             f"of the {rh}x{rw} images, the largest crop (at most {CROP_CAP}, in multiples of the "
             f"model's stride {stride}) at which {MIN_IMAGES} training images fit"
-            if not chosen.notes
-            else f"the smallest tried (in multiples of the model's stride {stride}): "
-            f"{MIN_IMAGES} training images fit at no size",
+            if chosen.smallest is None
+            else f"the smallest tried (in multiples of the model's stride {stride}): at a batch "
+            f"of {chosen.smallest}, {MIN_IMAGES} training images fit at no size",
         ),
         Choice(
             "batch",

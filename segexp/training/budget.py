@@ -35,12 +35,18 @@ import torch
 
 from segexp.data.loaders import samples_in
 from segexp.errors import SegexpError
+from segexp.evaluation.pipeline import test_options
 from segexp.runtime import distributed
 from segexp.training.schedulers import set_horizon
+from segexp.training.test_pass import test_image_seconds
 
-# Decide again about this often (a fraction of the budget), keeping a change above TOLERANCE.
+# Decide again about this often (a fraction of the budget), keeping a change above TOLERANCE;
+# in the last ENDGAME of the budget above ENDGAME_TOLERANCE, since a plan held within 3 % to
+# the end would end the run up to 3 % of the budget early.
 DECIDE_EVERY = 0.05
 TOLERANCE = 0.03
+ENDGAME = 0.2
+ENDGAME_TOLERANCE = 0.005
 FIRST_DECISION_STEPS = 5  # after the probe's guess: the first measured steps
 RECENT_EPOCHS = 5  # epoch ends whose median estimates the next one and the test pass
 MARGIN = (0.02, 1.0)  # kept free at the end: 2 % of the budget, at least a second
@@ -52,6 +58,8 @@ class Probe:
 
     step: float  # one optimizer step of the training batch shape, without data loading
     eval_image: float  # one image of the test pass at its size
+    # one image of the test pass as the run's end scores it (training/test_pass.py), when timed
+    test_image: float | None = None
 
 
 @torch.no_grad()
@@ -130,6 +138,8 @@ class RunLength:
         self.epoch_end_seconds: float | None = None  # validation + checkpoint, measured
         self.recent_ends: list[tuple[float, float]] = []  # (epoch end, test image) seconds
         self.eval_image_seconds: float | None = None
+        self.test_image_seconds: float | None = None  # the test pass's own (Probe.test_image)
+        self.fastest_step = math.inf  # the fastest window's seconds per step
         self.last_mark = clock()
         self.window = [0.0, 0]  # training seconds and optimizer steps since the last decision
         self.decide_every = 0
@@ -148,6 +158,7 @@ class RunLength:
         """Before the first step of this session (``step`` done by earlier ones)."""
         if probe is not None:
             self.step_seconds, self.eval_image_seconds = probe.step, probe.eval_image
+            self.test_image_seconds = probe.test_image
         if self.seconds is None:
             self._set(step, self._bound(step))
             return
@@ -166,7 +177,13 @@ class RunLength:
     # --- the budget ------------------------------------------------------------------------
 
     def _test_seconds(self) -> float:
+        """The larger of two estimates: the validation pass's cost per image (recent epochs),
+        and the test pass's own, timed before training, times how much slower the steps are
+        now than at their fastest (a machine that got busy tests slower too)."""
         per_image = self.eval_image_seconds or 0.0
+        if self.test_image_seconds is not None and self.step_seconds:
+            slowdown = self.step_seconds / min(self.step_seconds, self.fastest_step)
+            per_image = max(per_image, self.test_image_seconds * slowdown)
         return per_image * self.sizes.get("test", 0)
 
     def _final_reserve(self) -> float:
@@ -207,10 +224,16 @@ class RunLength:
         """Rank 0's plan for every rank (under torchrun each process measures its own clock)."""
         fits = self._fits(step)
         bound = self._bound(step)
-        total = distributed.from_main(max(step, fits if bound is None else min(bound, fits)))
+        total, endgame = distributed.from_main(
+            (
+                max(step, fits if bound is None else min(bound, fits)),
+                self.left() <= ENDGAME * self.seconds,
+            )
+        )
         if total == step and (bound is None or bound > step):
             self.deadline_hit = True  # not one more step fits: stop rather than overrun
-        drift = abs(total - self.horizon) > TOLERANCE * max(self.horizon, 1)
+        tolerance = ENDGAME_TOLERANCE if endgame else TOLERANCE
+        drift = abs(total - self.horizon) > tolerance * max(self.horizon, 1)
         if force or drift or total in (step, bound):
             self._set(step, total)
 
@@ -236,6 +259,7 @@ class RunLength:
             # The mean over the last window (5 % of the budget): steady, yet it follows the
             # machine when it slows down.
             self.step_seconds = self.window[0] / self.window[1]
+            self.fastest_step = min(self.fastest_step, self.step_seconds)
             self.window = [0.0, 0]
             if not self.decide_every:
                 every = max(1, round(DECIDE_EVERY * self.seconds / self.step_seconds))
@@ -305,10 +329,15 @@ def plan_length(exp, progress, started: float) -> RunLength:
     splits = exp.splits
     per_epoch = math.ceil(splits.train_batches / exp.trainer.accumulate_grad_batches)
     val, test = _shape(splits.val), _shape(splits.test)
+    options = test_options(exp.cfg)
     sizes = {
         "val": samples_in(splits.val, splits.val_batches),
         "test": len(splits.test.dataset),
-        "test_pixels": (test[-1] * test[-2]) / (val[-1] * val[-2]),
+        # A test image's cost in validation images: its pixels, and test-time augmentation's
+        # passes.
+        "test_pixels": (test[-1] * test[-2])
+        / (val[-1] * val[-2])
+        * (1.0 if options is None else options.relative_cost),
     }
     length = RunLength(
         exp.trainer, exp.scheduler, per_epoch, sizes,
@@ -320,5 +349,6 @@ def plan_length(exp, progress, started: float) -> RunLength:
         crop = val[-2:] if size is None else (int(size[0]), int(size[1]))
         batch = (int(exp.cfg.dataset.batch_size), val[0], *crop)
         measured = probe(exp, batch, test)
+        measured.test_image = test_image_seconds(exp)
     length.start(progress.global_step, measured)
     return length

@@ -13,7 +13,6 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 import segexp
-from segexp.config.build import build
 from segexp.config.checks import validate
 from segexp.config.tree import config_tree
 from segexp.data.checks import preflight
@@ -21,11 +20,9 @@ from segexp.data.class_weights import resolve_auto_class_weights
 from segexp.data.loaders import samples_in
 from segexp.errors import SegexpError
 from segexp.evaluation.loop import Scoring, evaluate, preview_indices
-from segexp.evaluation.outputs import PredictionWriter, confusion_figure
-from segexp.evaluation.postprocess import build_postprocess
+from segexp.evaluation.outputs import confusion_figure
 from segexp.evaluation.protocol import evaluation_protocol
-from segexp.metrics.calibration import Calibration, calibration_summary
-from segexp.metrics.per_image import PerImageScores
+from segexp.metrics.calibration import calibration_summary
 from segexp.metrics.table import metrics_table
 from segexp.models.stats import model_stats
 from segexp.models.unet import resolve_auto_depth
@@ -38,6 +35,7 @@ from segexp.training.experiment import Experiment, build_experiment
 from segexp.training.loggers import log_hparams, log_metrics, open_writer
 from segexp.training.loggers.fanout import Writers
 from segexp.training.resume import Progress, restore, save_epoch, training_state
+from segexp.training.test_pass import score_test
 from segexp.training.transfer import freeze_schedule
 from segexp.visual.colours import dataset_palette, preview_grid
 from segexp.visual.legend import titled_grid
@@ -320,29 +318,9 @@ def test_best_weights(exp: Experiment, run_dir: Path, writer, progress: Progress
     distributed.barrier()  # best.pt is complete before the other ranks read it
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt", exp.dev.device)
     exp.model.load_state_dict(best["model"])
-    test_cfg = exp.cfg.get("test") or {}
-    options = build(test_cfg["inference"]) if "inference" in test_cfg else None
-    postprocess = build_postprocess(test_cfg.get("postprocess"))
-    num_classes, ignore_index = int(exp.cfg.dataset.num_classes), exp.metrics.ignore_index
-    per_image = PerImageScores(num_classes, ignore_index)
-    calibration = Calibration(num_classes, ignore_index, device=exp.dev.device)
     ids = exp.splits.test.dataset.names
-    hooks = [per_image]
-    # Under torchrun each rank scores a shard: its loader's indices are not the split's.
-    if exp.trainer.save_test_predictions and distributed.world_size() == 1:
-        hooks.append(PredictionWriter(run_dir / "predictions" / "test", ids))
-
-    def on_sample(index: int, prediction, target) -> None:
-        for hook in hooks:
-            hook(index, prediction, target)
-
-    scoring = Scoring(
-        exp.metrics, postprocess=postprocess, on_sample=on_sample, calibration=calibration
-    )
-    evaluate(
-        exp.eval_model, exp.splits.test, exp.dev, scoring,
-        num_batches=exp.splits.test_batches, options=options, desc="test",
-    )  # fmt: skip
+    scoring, per_image = score_test(exp, exp.splits.test_batches, run_dir=run_dir)
+    calibration = scoring.calibration
     test = exp.metrics.compute(exp.class_names)
     if scoring.post_metrics is not None:
         test = {**scoring.post_metrics.compute(exp.class_names), "without_postprocess": test}

@@ -20,8 +20,8 @@ BUDGETED = [*TINY, "trainer.epochs=null", "dataset.train.num_samples=64", "logge
 def test_a_budgeted_run_records_its_plan_and_the_override_repeats_it_exactly(tmp_path):
     (tmp_path / "budgeted").mkdir()
     (tmp_path / "again").mkdir()
-    summary = fit(compose_config([*BUDGETED, "trainer.time_budget=6s"]), tmp_path / "budgeted")
-    assert summary["stopped_by"] == "budget" and summary["time_budget_s"] == 6.0
+    summary = fit(compose_config([*BUDGETED, "trainer.time_budget=8s"]), tmp_path / "budgeted")
+    assert summary["stopped_by"] == "budget" and summary["time_budget_s"] == 8.0
     assert summary["steps"] == summary["step_plan"][-1][1] > 16  # more than one epoch
     override = summary["repeat_without_budget"]
     assert override.startswith("trainer.time_budget=null 'trainer.max_steps=[[0,")

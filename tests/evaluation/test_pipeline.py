@@ -232,3 +232,10 @@ def test_scales_are_checked():
     with pytest.raises(SegexpError, match=r"inference\.scales"):
         InferenceOptions(tta="ms", scales=[0.5, -1])
     assert InferenceOptions(tta="flip").scale_factors == (1.0,)
+
+
+def test_the_relative_cost_counts_passes_and_pixels_of_test_time_augmentation():
+    assert InferenceOptions().relative_cost == 1.0
+    assert InferenceOptions(tta="flip_hv").relative_cost == 3.0
+    # Each scale's pixels, flipped once more: (0.5^2 + 1^2) x 2.
+    assert InferenceOptions(tta="ms_flip", scales=[0.5, 1.0]).relative_cost == 2.5

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segexp.data.scan import outlines
 from segexp.errors import SegexpError
 from segexp.planning.fingerprint import fingerprint
 from tests.conftest import compose_config
@@ -49,6 +50,10 @@ def test_the_fingerprint_reads_sizes_shares_void_and_palette(tmp_path):
     labelled = np.concatenate([m[m < 3].ravel() for m in masks])
     shares = np.bincount(labelled, minlength=3) / labelled.size
     assert found.class_shares == pytest.approx(shares.tolist())
+    on_outline = np.concatenate([m[outlines(m)] for m in masks])
+    edge_pixels = np.bincount(on_outline[on_outline < 3], minlength=3)
+    counts = np.bincount(labelled, minlength=3)
+    assert found.class_widths == pytest.approx((2 * counts / edge_pixels).tolist())
     assert len(found.mean) == 3 and len(found.std) == 3
 
 

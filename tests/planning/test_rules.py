@@ -27,7 +27,8 @@ class FakeMeter:
 def fingerprint(**changes) -> Fingerprint:
     values = dict(
         images={"train": 400, "val": 50, "test": 50}, median_hw=(360, 480),
-        class_shares=[0.5, 0.3, 0.19, 0.01], ignore_index=255, void_share=None,
+        class_shares=[0.5, 0.3, 0.19, 0.01], class_widths=[90.0, 60.0, 40.0, 20.0],
+        ignore_index=255, void_share=None,
         mean=[120.0, 110.0, 100.0], std=[60.0, 58.0, 57.0], palette=None,
     )  # fmt: skip
     return Fingerprint(**{**values, **changes})
@@ -63,6 +64,17 @@ def test_the_largest_resolution_and_crop_at_which_enough_steps_fit(monkeypatch):
     batch = chosen["dataset.batch_size"]
     assert chosen["optimizer.lr"] == pytest.approx(3e-3 * batch / 8)
     assert chosen["model"] == "unet_pretrained" and scale in rules.SCALES
+
+
+def test_a_thin_class_keeps_its_resolution_when_no_size_fits_enough_images(monkeypatch):
+    monkeypatch.setattr(rules, "pretrained_available", lambda: True)
+    slow = FakeMeter(per_pixel=1e-5)  # MIN_IMAGES fit at no size
+    wide = keys(plan(fingerprint(), 300.0, slow))
+    assert wide["dataset.resize"] == min(rules.SCALES)
+    thin = plan(fingerprint(class_widths=[90.0, 6.0, 40.0, None]), 300.0, FakeMeter(1e-5))
+    assert keys(thin)["dataset.resize"] == 0.75  # 6 px x 0.75 = 4.5; x 0.5 = 3, under 4
+    why = next(choice.why for choice in thin if choice.name == "resolution")
+    assert "1 is 6.0 px wide: a smaller scale would leave it under 4 px" in why
 
 
 def test_a_fast_machine_keeps_the_whole_image_and_the_fastest_batch(monkeypatch):

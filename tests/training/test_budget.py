@@ -80,6 +80,15 @@ def test_one_slow_epoch_end_does_not_end_the_run_early():
     assert 95 <= clock.now - 1000.0 <= 100 - MARGIN[1]  # left: the last epoch end, test, margin
 
 
+def test_a_machine_that_speeds_up_a_little_still_uses_its_budget():
+    clock = Clock()
+    budget = length(clock, time_budget="300s", steps_per_epoch=300)
+    budget.start(0, Probe(step=0.02, eval_image=0.01))
+    run(budget, clock, lambda step: 0.0206 if step < 5000 else 0.02, epoch_end=lambda step: 0.2)
+    # Within 3 % of the budget: a plan held within 3 % of its estimate to the end stops at 288 s.
+    assert 300 * 0.97 <= clock.now - 1000.0 <= 300 - MARGIN[1]
+
+
 def test_the_recorded_plan_replays_the_same_horizons_at_the_same_steps():
     clock, planned, replayed_horizons = Clock(), [], []
     budget = length(clock, time_budget="30s")
@@ -124,3 +133,14 @@ def test_without_a_budget_the_length_is_the_epochs_or_the_steps():
     steps.start(0)
     assert run(steps, clock, lambda step: 0.0) == 15
     assert steps.stopped_by(early_stopped=False) == "max_steps"
+
+
+def test_the_test_pass_is_reserved_at_its_own_timed_cost_slowed_as_the_steps_slow():
+    clock = Clock()
+    budget = length(clock, time_budget="10s")  # 10 test images; a decision every 50 steps
+    budget.start(0, Probe(step=0.01, eval_image=0.001, test_image=0.05))
+    assert budget._test_seconds() == pytest.approx(0.5)  # not 10 x 0.001 from the forward alone
+    for step in range(1, 201):
+        clock.now += 0.01 if step <= 100 else 0.03  # then another job arrived: 3x slower
+        budget.step_done(step)
+    assert budget._test_seconds() == pytest.approx(1.5)
