@@ -24,10 +24,11 @@ COPY pyproject.toml README.md ./
 RUN pip install $TORCH \
     && python -c "import pathlib, tomllib; [pathlib.Path(*p.split('.')).mkdir(parents=True, exist_ok=True) for p in tomllib.load(open('pyproject.toml', 'rb'))['tool']['setuptools']['packages']]" \
     && mv segexp/conf conf && touch segexp/__init__.py conf/__init__.py \
-    && pip install ".[export,sweep,bench]" \
-    && pip uninstall -y segexp && rm -rf segexp conf build
+    && pip install ".[export,sweep,postgres,bench]" \
+    && pip uninstall -y segexp && rm -rf segexp conf hydra_plugins build
 COPY segexp ./segexp
 COPY conf ./conf
+COPY hydra_plugins ./hydra_plugins
 COPY benchmarks ./benchmarks
 # A regular install: the config tree ships inside the package (segexp.conf), so the segexp,
 # segexp-evaluate, ... commands work from any folder.

@@ -10,13 +10,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from segexp.config.cli import hydra_app, report_error
+from segexp.config.trainer import trainer_settings
 from segexp.errors import SegexpError
-from segexp.runtime import distributed, interrupt
+from segexp.runtime import device_pool, distributed, interrupt
 from segexp.runtime.run_folder import RunFolder
-from segexp.runtime.threads import available_cores
 from segexp.storage.checkpoint import last_checkpoint, load_checkpoint
 from segexp.storage.files import write_json
 from segexp.storage.run_record import holds_run
+from segexp.sweeps.launchers import parallel_jobs
 from segexp.sweeps.resume import completed_run, config_hash
 from segexp.training import resume
 from segexp.training.faults import explain
@@ -48,7 +49,8 @@ def _fail(err: BaseException, cfg: DictConfig, info: dict, folder: RunFolder) ->
     """summary.json "failed" (in a folder this command may write). A known problem is one line;
     an unknown one is re-raised, except in a sweep, where one failing job (exception, CUDA out of
     memory) must not end the others."""
-    known = err if isinstance(err, SegexpError) else explain(err, cfg)
+    run_dir = folder.path if distributed.is_main() else None  # other ranks write a scratch folder
+    known = err if isinstance(err, SegexpError) else explain(err, cfg, run_dir)
     reason = str(known) if known is not None else f"{type(err).__name__}: {err}"
     _record({"status": "failed", "reason": reason, **info}, folder)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -64,10 +66,12 @@ def _fail(err: BaseException, cfg: DictConfig, info: dict, folder: RunFolder) ->
 
 def _interrupted(name: str, info: dict, folder: RunFolder) -> None:
     """summary.json "interrupted", with the best finished epoch's val metrics when best.pt
-    exists; exit 130 (SIGINT) or 143 (SIGTERM)."""
+    exists; exit 130 (SIGINT) or 143 (SIGTERM), or submitit's requeue (its preemption signal)."""
     run_dir = folder.path
     done = last_checkpoint(run_dir).is_file()
     then = f"resume with: {resume.resume_command(run_dir)}" if done else "no epoch finished"
+    if interrupt.is_preemption(name):
+        then = "submitit requeues the job, which continues from last.pt in this folder"
     summary = {"status": "interrupted", "reason": name, "resume": then, **info}
     best = run_dir / "checkpoints" / "best.pt"
     if folder.writable and best.is_file():
@@ -78,17 +82,17 @@ def _interrupted(name: str, info: dict, folder: RunFolder) -> None:
             log.warning("%s", err)
     _record(summary, folder)
     log.warning("interrupted by %s; %s", name, then)
+    folder.lock.release()  # before the requeued job (or a resume) takes the folder
+    interrupt.hand_over(name)  # submitit's preemption: it requeues the job (and exits)
     sys.exit(130 if name in ("SIGINT", "KeyboardInterrupt") else 143)
 
 
-def _parallel_jobs() -> int:
-    """Jobs a sweep launcher runs at once beside this one: joblib's n_jobs (-1: every core)."""
-    hydra_cfg = HydraConfig.get()
-    launcher = hydra_cfg.get("launcher") or {}
-    if hydra_cfg.mode != RunMode.MULTIRUN or "joblib" not in str(launcher.get("_target_", "")):
-        return 1
-    n_jobs = int(launcher.get("n_jobs", -1) or 1)
-    return available_cores() if n_jobs < 0 else n_jobs
+def _distributed_timeout(cfg: DictConfig) -> int | None:
+    """trainer.distributed_timeout_s; a bad trainer value is named by the run's own checks."""
+    try:
+        return trainer_settings(cfg.trainer).distributed_timeout_s
+    except SegexpError:
+        return None
 
 
 @hydra_app("config", run_folders="outputs")
@@ -107,7 +111,7 @@ def main(cfg: DictConfig) -> float | None:
             log.info("skipped, already completed with this config: %s", run_dir)
             return done["val"]["mIoU"]
     folder = RunFolder(run_dir, hydra_cfg.output_subdir, existed=holds_run(run_dir))
-    distributed.setup()  # under torchrun; a no-op otherwise
+    distributed.setup(_distributed_timeout(cfg))  # under torchrun; a no-op otherwise
     if not distributed.is_main():  # its run_dir is a scratch folder (distributed.hydra_overrides)
         logging.getLogger().setLevel(logging.WARNING)
     try:
@@ -119,7 +123,8 @@ def main(cfg: DictConfig) -> float | None:
             if cfg.get("resume"):
                 cfg, info = resume.resume_config(cfg, info, run_dir)
             summary = fit(
-                cfg, run_dir, info, on_start=folder.commit, parallel_jobs=_parallel_jobs(),
+                cfg, run_dir, info, on_start=folder.commit,
+                parallel_jobs=parallel_jobs(HydraConfig.get()),
                 sweep_job=HydraConfig.get().mode == RunMode.MULTIRUN,
             )  # fmt: skip
     except BaseException as err:
@@ -134,6 +139,7 @@ def main(cfg: DictConfig) -> float | None:
         _interrupted(name, info, folder)
     finally:
         folder.lock.release()
+        device_pool.release()  # the GPU trainer.device=auto took, for the next job
         distributed.cleanup()
     log.info("run folder: %s", run_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN  # a sweep's jobs side by side

@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # The tests' models are tiny: one thread is faster than two that synchronise every operation, and
@@ -91,20 +92,45 @@ def experiment_from_parts(
     )
 
 
+def cli_env() -> dict[str, str]:
+    """This checkout's segexp (and its Hydra plugin), whatever an installed copy elsewhere says."""
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path}
+
+
 def run_cli(*args: str, cwd: Path, module: str = "segexp") -> subprocess.CompletedProcess:
     """`python -m segexp ARGS` (or another entry point) in a fresh process, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        # This checkout's segexp, whatever an installed copy elsewhere says.
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        },
+        env=cli_env(),
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def start_cli(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
+    """`python -m segexp ARGS` started and not waited for (processes side by side), its output
+    going to ``log``."""
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "segexp", *args], env=cli_env(), cwd=cwd, stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def in_a_job(
+    sweep_dir: Path, process: subprocess.Popen | None = None, timeout: float = 200
+) -> None:
+    """Wait until ``process`` (a sweep run by the basic launcher, its jobs in its own process;
+    None: this process) runs a job of ``sweep_dir``: the job folder's lock names its PID."""
+    pid = os.getpid() if process is None else process.pid
+    deadline = time.monotonic() + timeout
+    while not any(f"PID {pid} " in lock.read_text() for lock in sweep_dir.glob("*/.segexp.lock")):
+        alive = process is None or process.poll() is None
+        assert alive and time.monotonic() < deadline, "no job started"
+        time.sleep(0.05)
 
 
 def segexp_cli(*args: str) -> int:

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import REPO
 
 PACKAGE = REPO / "segexp"
+PLUGINS = REPO / "hydra_plugins"  # segexp's Hydra plugins (Hydra finds plugins only there)
 # Lowest first. A module may import its own package and the packages of lower layers only.
 LAYERS = [
     {"errors"},
@@ -146,9 +147,8 @@ def test_pyproject_lists_every_subpackage_and_the_configs():
     block = (REPO / "pyproject.toml").read_text().split("\npackages = [", 1)[1].split("]")[0]
     listed = set(re.findall(r'"([\w.]+)"', block))
     packages = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
-    plugins = REPO / "hydra_plugins"
-    assert not (plugins / "__init__.py").exists()  # a namespace package, shared with Hydra's
-    packages |= {module_name(p) for p in plugins.glob("*/__init__.py")}
+    assert not (PLUGINS / "__init__.py").exists()  # a namespace package, shared with Hydra's
+    packages |= {module_name(p) for p in PLUGINS.glob("*/__init__.py")}
     conf = REPO / "conf"
     groups = {
         ".".join(("segexp", "conf", *folder.relative_to(conf).parts))
@@ -210,11 +210,7 @@ def test_the_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
         REPO / "segexp", source / "segexp", ignore=shutil.ignore_patterns("__pycache__")
     )
     shutil.copytree(REPO / "conf", source / "conf")
-    shutil.copytree(
-        REPO / "hydra_plugins",
-        source / "hydra_plugins",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
+    shutil.copytree(PLUGINS, source / "hydra_plugins", ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     built = subprocess.run(
         [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
@@ -230,6 +226,8 @@ def test_the_wheel_ships_the_configs_and_runs_outside_the_checkout(tmp_path):
     assert installed.returncode == 0, installed.stderr[-2000:]
     assert (target / "segexp" / "conf" / "config.yaml").is_file()
     assert (target / "hydra_plugins" / "segexp_decide_sweeper" / "config.py").is_file()
+    assert (target / "hydra_plugins" / "segexp_sweeper" / "study_sweeper.py").is_file()
+    assert not (target / "hydra_plugins" / "__init__.py").exists()  # other plugins' namespace
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "1"}

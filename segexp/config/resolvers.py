@@ -37,6 +37,12 @@ def hydra_subdir_resolver(resume: Any, stamp: str, output_dir: Any = None, mode:
     return ".hydra"
 
 
+def sweep_dir_resolver(storage: Any, study_dir: str, new_sweep_dir: str) -> str:
+    """hydra.sweep.dir of hparams_search=optuna: the study's own folder when the study is in a
+    storage (its processes share it, sweeps/study.py), else a new one."""
+    return study_dir if storage else new_sweep_dir
+
+
 def job_dir_resolver(number: Any, override_dirname: Any) -> str:
     """hydra.sweep.subdir: ``<job number>_<swept overrides>`` (sweeps/naming.py), with long
     decimals (an Optuna trial's 0.0022881136684755237) cut to 4 significant digits."""
@@ -47,4 +53,5 @@ def job_dir_resolver(number: Any, override_dirname: Any) -> str:
 
 OmegaConf.register_new_resolver("segexp_job_dir", job_dir_resolver, replace=True)
 OmegaConf.register_new_resolver("segexp_run_dir", run_dir_resolver, replace=True)
+OmegaConf.register_new_resolver("segexp_sweep_dir", sweep_dir_resolver, replace=True)
 OmegaConf.register_new_resolver("segexp_hydra_subdir", hydra_subdir_resolver, replace=True)

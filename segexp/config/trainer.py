@@ -171,6 +171,9 @@ class TrainerSettings:
     # torch.autograd anomaly detection: slow; names the operation that produced a NaN
     detect_anomaly: bool = setting(False, "true or false", boolean)
     sync_bn: bool = setting(False, "true or false", boolean)  # under torchrun: BatchNorm over all
+    # Under torchrun: seconds a collective waits for the other processes before this one stops
+    # (a node that died is noticed at once; one that lost power or its network, only then).
+    distributed_timeout_s: int = setting(1800, "an integer >= 1 (seconds)", integer(1))
     # N > 1: N batches per optimizer step (the gradient of one N x bigger batch)
     accumulate_grad_batches: int = setting(1, "an integer >= 1", integer(1))
     # The resolved config as a tree, with run folder and device, when a run starts.

@@ -9,6 +9,7 @@ import torch
 
 from segexp.config.trainer import TrainerSettings
 from segexp.errors import SegexpError
+from segexp.runtime import device_pool, distributed
 
 
 @dataclass
@@ -44,9 +45,15 @@ class Device:
         return str(self.amp_dtype or "fp32").replace("torch.", "")
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, exclusive: bool = False) -> torch.device:
+    """``exclusive`` (a training run): ``auto`` takes a GPU no other run of this machine holds
+    (runtime/device_pool.py); under torchrun, the process's own (``LOCAL_RANK``)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        if not exclusive or distributed.launched_by_torchrun():
+            return torch.device("cuda")
+        return torch.device("cuda", device_pool.claim(device_pool.gpu_ids()))
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SegexpError(
@@ -84,9 +91,9 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def make_device(trainer: TrainerSettings) -> Device:
-    """The trainer's device, precision and memory format."""
-    device = resolve_device(trainer.device)
+def make_device(trainer: TrainerSettings, exclusive: bool = False) -> Device:
+    """The trainer's device, precision and memory format (``exclusive``: see resolve_device)."""
+    device = resolve_device(trainer.device, exclusive)
     return Device(device, autocast_dtype(device, trainer.precision), trainer.channels_last)
 
 

@@ -8,6 +8,7 @@ torchvision's reference scripts.
 """
 
 import atexit
+import datetime
 import os
 import shutil
 import tempfile
@@ -57,16 +58,40 @@ def _export_slurm_environment() -> None:
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # we pick LOCAL_RANK
 
 
-def setup() -> None:
-    """Join the process group torchrun describes (env://); NCCL on CUDA, gloo on CPU."""
+def setup(timeout_s: int | None = None) -> None:
+    """Join the process group torchrun describes (env://); NCCL on CUDA, gloo on CPU.
+
+    ``timeout_s`` bounds how long a collective waits for the other processes: a process that
+    died is noticed at once (its connections close), but a machine that lost power or its
+    network closes nothing, and would otherwise hold the others for the backend's default."""
     _export_slurm_environment()
     if is_initialized() or not launched_by_torchrun():
         return
+    timeout = None if timeout_s is None else datetime.timedelta(seconds=timeout_s)
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl")
+        dist.init_process_group("nccl", timeout=timeout)
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=timeout)
+
+
+# What gloo and NCCL say when another process of the group died or stopped answering.
+PEER_LOST = (
+    "connection reset by peer",
+    "connection closed by peer",
+    "broken pipe",
+    "socket timeout",
+    "timed out",
+    "remote process exited",
+    "communicator was aborted",
+)
+
+
+def peer_lost(err: BaseException) -> bool:
+    """Whether ``err`` is a collective that failed because another process is gone."""
+    if not is_initialized() or not isinstance(err, RuntimeError):
+        return False
+    return isinstance(err, dist.DistError) or any(m in str(err).lower() for m in PEER_LOST)
 
 
 def cleanup() -> None:

@@ -4,11 +4,19 @@ The first signal only sets a flag: the step in flight finishes, the partial epoc
 (``last.pt`` from the last finished epoch stays the resume point, so a resumed run repeats
 exactly what the uninterrupted one would do), summary.json says "interrupted" and the resume
 command is printed. A second signal exits at once.
+
+Inside a job that submitit started (``hydra/launcher=slurm`` or ``submitit_local``), the signal
+that matters is submitit's own: SLURM sends it before the time limit and at preemption (SIGUSR2,
+or ``SUBMITIT_PREEMPT_SIGNAL``), and SIGTERM is left to submitit, which ignores it because SLURM
+sends it beside that signal. The run stops the same way, then ``hand_over`` gives the signal to
+submitit's handler, which checkpoints the job (resubmits it as it was) and requeues it; the
+requeued job runs in the same folder and continues from ``last.pt``.
 """
 
 import contextlib
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -28,6 +36,20 @@ class RunInterrupted(Exception):
     def __init__(self, signal_name: str) -> None:
         super().__init__(signal_name)
         self.signal_name = signal_name
+
+
+def preemption_signal() -> signal.Signals | None:
+    """submitit's preemption and time-limit signal in a job it started; None elsewhere."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return None
+    return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
+
+
+def handled_signals() -> tuple[signal.Signals, ...]:
+    preemption = preemption_signal()
+    if preemption is None:
+        return SIGNALS
+    return (signal.SIGINT, preemption)
 
 
 def _handle(signum: int, frame) -> None:
@@ -51,7 +73,7 @@ def stop_on_signals() -> Iterator[None]:
     # The flag outlives the block: whatever error a signal causes (e.g. a DataLoader worker
     # killed by the same SIGTERM) is then still reported as an interruption.
     clear()
-    previous = {sig: signal.signal(sig, _handle) for sig in SIGNALS}
+    previous = {sig: signal.signal(sig, _handle) for sig in handled_signals()}
     _active.append(True)
     try:
         yield
@@ -84,6 +106,24 @@ def until_stopped(batches: Iterable) -> Iterator:
         if _received and _active:
             return
         yield batch
+
+
+def is_preemption(name: str | None) -> bool:
+    """Whether the signal named ``name`` is submitit's preemption signal in a submitit job."""
+    sig = preemption_signal()
+    return sig is not None and name == sig.name
+
+
+def hand_over(name: str) -> None:
+    """After a run stopped for submitit's preemption signal (named ``name``), call the handler
+    that signal had before the run: submitit's, which checkpoints and requeues the job and exits.
+    Returns where there is none (outside submitit, or another signal)."""
+    if not is_preemption(name):
+        return
+    sig = preemption_signal()
+    handler = signal.getsignal(sig)
+    if callable(handler):
+        handler(sig, None)
 
 
 def interruptible(action: Callable[[Any], Result]) -> Callable[[Any], Result]:

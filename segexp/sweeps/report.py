@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from segexp.evaluation.outputs import reliability_figure
+from segexp.storage.files import atomic_write
 from segexp.sweeps import protocol
 from segexp.sweeps.adaptive import read_decisions
 from segexp.sweeps.caveats import caveats, timings_comparable
@@ -64,18 +65,21 @@ def plot(rows: list[dict[str, Any]], class_names: list[str], path: Path) -> None
     right.set_ylim(0, 1)
     # Below the axes, so that long variant names are never cut off or drawn over the bars.
     right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_write(path, "wb") as f:  # processes of a shared study may write it together
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def is_search(sweep_dir: Path) -> bool:
-    """An Optuna search (its trials are ranked by the objective, not compared pairwise)."""
-    if (sweep_dir / "optimization_results.yaml").is_file():
-        return True
-    multirun = sweep_dir / "multirun.yaml"
-    return multirun.is_file() and "optuna" in multirun.read_text()
+    """An Optuna search (its trials are ranked by the objective, not compared pairwise); also
+    a folder that gathers the sweep folders of one study's processes (one per machine)."""
+    for folder in [sweep_dir, *(p for p in sweep_dir.iterdir() if p.is_dir())]:
+        if (folder / "optimization_results.yaml").is_file():
+            return True
+        multirun = folder / "multirun.yaml"
+        if multirun.is_file() and "optuna" in multirun.read_text():
+            return True
+    return False
 
 
 def pooled_reliability(jobs: list[Job]) -> dict[str, Any] | None:
@@ -103,9 +107,8 @@ def write_calibration_plot(variants: list[Variant], path: Path) -> None:
     curves = {v.label: curve for v in variants if (curve := pooled_reliability(v.completed))}
     if curves:
         figure = reliability_figure(curves, "test reliability (pooled over seeds)")
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        figure.savefig(tmp, dpi=110)
-        tmp.replace(path)
+        with atomic_write(path, "wb") as f:
+            figure.savefig(f, format="png", dpi=110)
 
 
 def write(
@@ -135,7 +138,8 @@ def write(
         title=title, decisions=read_decisions(folder) if sweep else None, pictures=pictures,
         timings=timings_comparable(completed),
     )  # fmt: skip
-    (folder / "report.md").write_text(page)
+    with atomic_write(folder / "report.md") as f:
+        f.write(page)
     write_csv(rows, folder / "report.csv")
     if completed:
         plot(rows, class_names, folder / "report.png")

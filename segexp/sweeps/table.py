@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from segexp.storage.files import atomic_write
 from segexp.sweeps.jobs import Job, Variant
 
 # (column, where in summary.json)
@@ -88,11 +89,9 @@ def rank_trials(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    with atomic_write(path) as f:  # processes of a shared study may write it at the same time
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\r\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v
                              for k, v in row.items()})  # fmt: skip
-    tmp.replace(path)

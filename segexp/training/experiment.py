@@ -79,7 +79,7 @@ def build_experiment(
     trainer = trainer_settings(cfg.trainer)
     if device is not None:
         trainer = dataclasses.replace(trainer, device=device)
-    dev = make_device(trainer)
+    dev = make_device(trainer, exclusive=training)  # a training run holds its GPU alone
     if training:
         set_threads(trainer.num_threads, parallel_jobs)
         retain_freed_memory()

@@ -27,6 +27,7 @@ import segexp
 from segexp.config.legacy import upgrade
 from segexp.config.trainer import trainer_settings
 from segexp.errors import SegexpError
+from segexp.runtime import distributed
 from segexp.storage.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint
 
 if TYPE_CHECKING:
@@ -220,7 +221,9 @@ def _machine_changes(state: dict[str, Any], exp: "Experiment") -> list[str]:
     """Differences in where the numbers are computed (checkpoints since this version say)."""
     reasons = []
     device, threads = state.get("device"), state.get("num_threads")
-    if device is not None and device != str(exp.dev.device):
+    # Another kind of device; another GPU of one machine (trainer.device=auto takes a free
+    # one, runtime/device_pool.py) computes the same.
+    if device is not None and torch.device(device).type != exp.dev.device.type:
         reasons.append(f"last.pt was written on {device}, this session runs on {exp.dev.device}")
     elif exp.dev.device.type == "cpu" and threads not in (None, torch.get_num_threads()):
         reasons.append(
@@ -257,6 +260,8 @@ def apply_hyperparameters(optimizer, scheduler, configured: list[tuple[float, An
 
 
 def resume_command(run_dir: Path) -> str:
+    if distributed.launched_by_torchrun():
+        return f"the same torchrun command with resume={run_dir}, on every node"
     return f"python -m segexp resume={run_dir}"
 
 
@@ -324,7 +329,10 @@ def resume_config(
             f"resume={cfg.resume}: {last} does not exist; give a run folder in which at least "
             "one epoch finished (outputs/runs/<date>/<time>_<name>)"
         )
-    if run_dir is not None and Path(run_dir).resolve() != last.parent.parent.resolve():
+    # Under torchrun the other ranks run in a scratch folder (distributed.hydra_overrides): only
+    # rank 0 writes the run folder.
+    elsewhere = run_dir is not None and Path(run_dir).resolve() != last.parent.parent.resolve()
+    if elsewhere and distributed.is_main():
         raise SegexpError(
             f"resume={cfg.resume} continues in that folder, but hydra.run.dir={run_dir}: "
             "drop the hydra.run.dir override"

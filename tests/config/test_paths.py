@@ -104,7 +104,8 @@ def test_experiment_preset_is_a_ready_sweep(preset, params):
 def test_optuna_search_space_and_objective():
     cfg = compose_with_hydra(["hparams_search=optuna"])
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
+    assert sweeper._target_.endswith("StudySweeper") and sweeper.direction == "maximize"
+    assert sweeper.storage is None and sweeper.heartbeat_interval == 60
     assert set(sweeper.params) == {
         "optimizer.lr",
         "optimizer.weight_decay",
@@ -112,6 +113,15 @@ def test_optuna_search_space_and_objective():
         "loss.weights.dice",
     }
     assert cfg.loss.weights.ce == 1.0  # the searched keys exist in the composed config
+
+
+def test_a_shared_study_gathers_its_processes_in_one_folder_per_study():
+    alone = compose_with_hydra(["hparams_search=optuna"]).hydra.sweep.dir
+    shared = ["hparams_search=optuna", "hydra.sweeper.storage=sqlite:////s.db"]
+    assert alone.startswith("outputs/multirun/20")  # a new folder, by date and time
+    assert compose_with_hydra(shared).hydra.sweep.dir == "outputs/multirun/study_segexp"
+    named = compose_with_hydra([*shared, "hydra.sweeper.study_name=lr"]).hydra.sweep.dir
+    assert named == "outputs/multirun/study_lr"
 
 
 def test_launcher_configs_compose():

@@ -71,3 +71,28 @@ def test_all_reduced_confusion_matrix_of_two_gloo_processes_equals_one_process(t
     assert single.matrix.sum() == 9 * 32 * 32
     for rank in ranks:  # every pixel counted once, on both ranks, with rank 0's BatchNorm
         assert torch.equal(rank["matrix"], single.matrix)
+
+
+def test_collectives_wait_trainer_distributed_timeout_s_for_the_other_processes(monkeypatch):
+    joined = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: joined.update(kw))
+    distributed.setup(timeout_s=45)
+    assert joined["timeout"].total_seconds() == 45
+
+
+@needs_gloo
+def test_a_collective_that_lost_another_process_is_named_as_such(tmp_path):
+    lost = RuntimeError(
+        "[../gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:20881: Connection reset by "
+        "peer. This is typically caused by a remote worker hanging"
+    )
+    assert not distributed.peer_lost(lost)  # outside a process group: not ours to explain
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/group", rank=0, world_size=1)
+    try:
+        assert distributed.peer_lost(lost)
+        assert not distributed.peer_lost(RuntimeError("shape mismatch"))
+        assert not distributed.peer_lost(ValueError("connection reset by peer"))
+    finally:
+        dist.destroy_process_group()
