@@ -26,17 +26,18 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/python -m segexp
 
+# The tests run on both cores (pytest-xdist): most are single-threaded tiny runs.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 # The whole suite with every optional extra, the CRF post-processor's too (built from source).
 test-all: setup
 	$(BIN)/python -m pip install -q ".[crf]"
 	$(BIN)/python -m pip install -qq --no-deps -e . $(EDITABLE)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: setup
 	$(BIN)/ruff check .
