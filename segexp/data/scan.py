@@ -50,7 +50,7 @@ def _one(dataset, index: int, images: str) -> dict[str, Any]:
         return out
     out["mask_hw"] = mask.shape[:2]
     out["values"] = _value_counts(mask)
-    out["edge_values"] = _value_counts(mask[outlines(mask)])
+    out["outline_values"] = _value_counts(mask[outlines(mask)])
     if image is not None:
         pixels = image.reshape(-1, 1 if image.ndim == 2 else image.shape[2]).astype(np.float64)
         out["sum"], out["sumsq"], out["n"] = pixels.sum(0), (pixels**2).sum(0), len(pixels)
@@ -77,10 +77,11 @@ def outlines(mask: np.ndarray) -> np.ndarray:
     return edge
 
 
-def class_widths(class_pixels: Sequence[int], edge_pixels: Sequence[int]) -> list[float | None]:
+def class_widths(class_pixels: Sequence[int], outline_pixels: Sequence[int]) -> list[float | None]:
     """Each class's typical width in pixels: 2 x area / outline, the width of a stripe (a disc
     gets its radius); None for a class absent or without an outline."""
-    return [2 * a / e if a and e else None for a, e in zip(class_pixels, edge_pixels, strict=True)]
+    pairs = zip(class_pixels, outline_pixels, strict=True)
+    return [2 * a / e if a and e else None for a, e in pairs]
 
 
 def _samples(dataset, images: str) -> list[dict[str, Any]]:
@@ -98,7 +99,7 @@ def scan_split(dataset, split: str, num_classes: int, images: str = "full") -> d
     values: Counter = Counter()
     first_file: dict[int, str] = {}
     class_pixels = np.zeros(num_classes, np.int64)
-    edge_pixels = np.zeros(num_classes, np.int64)  # pixels of class c on an outline
+    outline_pixels = np.zeros(num_classes, np.int64)  # pixels of class c on an outline
     presence_pixels = np.zeros(num_classes, np.int64)  # labelled pixels of images holding c
     sizes: Counter = Counter()
     unreadable, mismatched = [], []
@@ -124,9 +125,9 @@ def scan_split(dataset, split: str, num_classes: int, images: str = "full") -> d
         for value in sample["values"]:
             if 0 <= value < num_classes:
                 presence_pixels[value] += labelled
-        for value, count in sample["edge_values"].items():
+        for value, count in sample["outline_values"].items():
             if 0 <= value < num_classes:
-                edge_pixels[value] += count
+                outline_pixels[value] += count
         if "sum" in sample:
             total = sample["sum"] if total is None else total + sample["sum"]
             total_sq = sample["sumsq"] if total_sq is None else total_sq + sample["sumsq"]
@@ -146,7 +147,7 @@ def scan_split(dataset, split: str, num_classes: int, images: str = "full") -> d
         "first_file_with_value": {int(k): v for k, v in sorted(first_file.items())},
         "class_pixels": class_pixels.tolist(),
         "presence_pixels": presence_pixels.tolist(),
-        "edge_pixels": edge_pixels.tolist(),
+        "outline_pixels": outline_pixels.tolist(),
         "image_mean": None if mean is None else [round(float(v), 3) for v in mean],
         "image_std": None if std is None else [round(float(v), 3) for v in std],
     }

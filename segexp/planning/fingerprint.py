@@ -98,7 +98,7 @@ def fingerprint(cfg: DictConfig) -> tuple[Fingerprint, DictConfig]:
         images={split: scan["samples"] for split, scan in report["splits"].items()},
         median_hw=_median_size(train["image_sizes"]),
         class_shares=[p / labelled for p in train["class_pixels"]],
-        class_widths=class_widths(train["class_pixels"], train["edge_pixels"]),
+        class_widths=class_widths(train["class_pixels"], train["outline_pixels"]),
         ignore_index=int(cfg.dataset.ignore_index),
         void_share=None if void is None else void[1],
         mean=report["suggested_mean"],

@@ -141,17 +141,25 @@ def steps_that_fit(seconds: float, cost: Cost, test_images: int) -> int:
     return max(0, math.floor(train / cost.step))
 
 
-def choose_resolution(
-    found: Fingerprint, seconds: float, meter: Meter, stride: int, test_hw: Callable
-) -> Candidate:
+def _cost(found: Fingerprint, candidate: Candidate, meter: Meter, batch: int) -> Cost:
+    """The candidate's step at ``batch`` and its test pass (whole images at its scale)."""
+    return meter.cost(candidate.crop, batch, found.resized(candidate.scale))
+
+
+def _measure(found: Fingerprint, candidate: Candidate, meter: Meter, seconds: float) -> None:
+    """The candidate's cost at its batch, and the steps and epochs that fit in the budget."""
+    candidate.cost = _cost(found, candidate, meter, candidate.batch)
+    candidate.steps = steps_that_fit(seconds, candidate.cost, found.images.get("test", 0))
+    candidate.epochs = candidate.steps * candidate.batch / found.images["train"]
+
+
+def choose_resolution(found: Fingerprint, seconds: float, meter: Meter, stride: int) -> Candidate:
     """The first candidate at which MIN_IMAGES images fit (measured at a batch of 4, or the
     cap); the batch chosen after it only makes more fit."""
     tried = []
     for candidate in candidates(found, stride):
         candidate.batch = min(4, batch_cap(found, candidate))
-        candidate.cost = meter.cost(candidate.crop, candidate.batch, test_hw(candidate.scale))
-        candidate.steps = steps_that_fit(seconds, candidate.cost, found.images.get("test", 0))
-        candidate.epochs = candidate.steps * candidate.batch / found.images["train"]
+        _measure(found, candidate, meter, seconds)
         tried.append(candidate)
         if candidate.steps * candidate.batch >= MIN_IMAGES:
             return candidate
@@ -171,23 +179,19 @@ def choose_resolution(
     return smallest
 
 
-def choose_batch(
-    found: Fingerprint, chosen: Candidate, meter: Meter, test_hw: Callable, seconds: float
-) -> list[str]:
+def choose_batch(found: Fingerprint, chosen: Candidate, meter: Meter, seconds: float) -> list[str]:
     """The fastest batch within the caps; returns what was measured, for the table."""
     cap = batch_cap(found, chosen)
     sizes = [b for b in BATCHES if b <= cap] or [2]
     free = meter.free_memory()
     if free is not None and len(sizes) >= 2:
-        two = {b: meter.cost(chosen.crop, b, test_hw(chosen.scale)).memory for b in sizes[:2]}
+        two = {b: _cost(found, chosen, meter, b).memory for b in sizes[:2]}
         cap = min(cap, largest_batch_in_memory(two, free))
         sizes = [b for b in sizes if b <= cap] or [sizes[0]]
-    speeds = {b: meter.cost(chosen.crop, b, test_hw(chosen.scale)).images_per_s(b) for b in sizes}
+    speeds = {b: _cost(found, chosen, meter, b).images_per_s(b) for b in sizes}
     best = max(speeds.values())
     chosen.batch = min(b for b, s in speeds.items() if s >= (1 - SAME_SPEED) * best)
-    chosen.cost = meter.cost(chosen.crop, chosen.batch, test_hw(chosen.scale))
-    chosen.steps = steps_that_fit(seconds, chosen.cost, found.images.get("test", 0))
-    chosen.epochs = chosen.steps * chosen.batch / found.images["train"]
+    _measure(found, chosen, meter, seconds)
     return [f"{b}: {s:.1f}" for b, s in speeds.items()] + [f"5% cap {batch_cap(found, chosen)}"]
 
 
@@ -204,12 +208,8 @@ def plan(
     stride = 32 if model.keys["model"] == "unet_pretrained" else 16
     meter = meter_for(model.keys)
     test_images = found.images.get("test", 0)
-
-    def test_hw(scale: float) -> tuple[int, int]:
-        return found.resized(scale)
-
-    chosen = choose_resolution(found, seconds, meter, stride, test_hw)
-    measured = choose_batch(found, chosen, meter, test_hw, seconds)
+    chosen = choose_resolution(found, seconds, meter, stride)
+    measured = choose_batch(found, chosen, meter, seconds)
     thinnest = narrowest(found)
     smaller = [scale for scale in SCALES if scale < chosen.scale]
     width_bound = thinnest and smaller and smaller[0] * thinnest[1] < MIN_WIDTH

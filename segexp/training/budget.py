@@ -131,7 +131,8 @@ class RunLength:
         self.seconds = trainer.budget_seconds
         self.deadline = None if self.seconds is None else started + self.seconds - spent
         self.started, self.spent = started, spent
-        self.sizes = split_sizes  # images per pass: {"val": n, "test": n, "test_pixels": ratio}
+        # images per pass {"val": n, "test": n}, and "test_cost": a test image in validation images
+        self.sizes = split_sizes
         self.decisions: list[list[int]] = [list(d) for d in decisions or []]
         self.horizon = 0
         self.step_seconds: float | None = None
@@ -282,7 +283,7 @@ class RunLength:
         logging between them)."""
         val = max(1, self.sizes.get("val", 1))
         # The test pass's cost per image, from the validation pass it resembles most.
-        per_image = validation_seconds / val * self.sizes.get("test_pixels", 1.0)
+        per_image = validation_seconds / val * self.sizes.get("test_cost", 1.0)
         self.recent_ends = [*self.recent_ends, (end_seconds, per_image)][-RECENT_EPOCHS:]
         # The median of the last few: one epoch end slowed by another job does not move it.
         self.epoch_end_seconds = statistics.median(e for e, _ in self.recent_ends)
@@ -335,7 +336,7 @@ def plan_length(exp, progress, started: float) -> RunLength:
         "test": len(splits.test.dataset),
         # A test image's cost in validation images: its pixels, and test-time augmentation's
         # passes.
-        "test_pixels": (test[-1] * test[-2])
+        "test_cost": (test[-1] * test[-2])
         / (val[-1] * val[-2])
         * (1.0 if options is None else options.relative_cost),
     }

@@ -16,8 +16,8 @@ def test_a_class_width_is_the_width_of_a_stripe():
     mask[12:20, 0:8] = 2  # an 8x8 square in a corner: two sides on the mask's border
     edge = outlines(mask)
     class_pixels = np.bincount(mask.ravel(), minlength=3)
-    edge_pixels = np.bincount(mask[edge], minlength=3)
-    widths = class_widths(class_pixels.tolist(), edge_pixels.tolist())
+    outline_pixels = np.bincount(mask[edge], minlength=3)
+    widths = class_widths(class_pixels.tolist(), outline_pixels.tolist())
     assert widths[1] == 3.0  # 90 pixels, 60 on its two outlines
     assert widths[2] == 2 * 64 / 15  # the border is no outline: 8 + 7 pixels
     assert class_widths([5, 0], [0, 0]) == [None, None]

@@ -51,9 +51,9 @@ def test_the_fingerprint_reads_sizes_shares_void_and_palette(tmp_path):
     shares = np.bincount(labelled, minlength=3) / labelled.size
     assert found.class_shares == pytest.approx(shares.tolist())
     on_outline = np.concatenate([m[outlines(m)] for m in masks])
-    edge_pixels = np.bincount(on_outline[on_outline < 3], minlength=3)
+    outline_pixels = np.bincount(on_outline[on_outline < 3], minlength=3)
     counts = np.bincount(labelled, minlength=3)
-    assert found.class_widths == pytest.approx((2 * counts / edge_pixels).tolist())
+    assert found.class_widths == pytest.approx((2 * counts / outline_pixels).tolist())
     assert len(found.mean) == 3 and len(found.std) == 3
 
 

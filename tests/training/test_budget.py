@@ -20,7 +20,7 @@ class Clock:
 def length(clock: Clock, *, steps_per_epoch: int = 100, **trainer) -> RunLength:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     scheduler = warmup_poly(optimizer, total_steps=1, warmup_steps=0, power=1.0)
-    sizes = {"val": 10, "test": 10, "test_pixels": 1.0}
+    sizes = {"val": 10, "test": 10, "test_cost": 1.0}
     settings = TrainerSettings(**{"epochs": None, **trainer})
     return RunLength(settings, scheduler, steps_per_epoch, sizes, started=clock(), clock=clock)
 
