@@ -22,6 +22,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from segexp.storage.files import atomic_write
+
 BINS = 15
 
 
@@ -109,13 +111,11 @@ def write_calibration_csv(
     path: Path, image_ids: list[str], labelled: np.ndarray, gaps: np.ndarray
 ) -> None:
     """Columns: image, labelled (pixels), gap_00 ... (correct - confidence summed per bin)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_write(path) as f:
         writer = csv.writer(f)
         writer.writerow(["image", "labelled", *(f"gap_{b:02d}" for b in range(gaps.shape[1]))])
         for image_id, pixels, row in zip(image_ids, labelled, gaps, strict=True):
             writer.writerow([image_id, int(pixels), *(f"{v:.6g}" for v in row)])
-    tmp.replace(path)
 
 
 def read_calibration_csv(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
