@@ -68,10 +68,12 @@ def _interrupted(name: str, info: dict, folder: RunFolder) -> None:
     """summary.json "interrupted", with the best finished epoch's val metrics when best.pt
     exists; exit 130 (SIGINT) or 143 (SIGTERM), or submitit's requeue (its preemption signal)."""
     run_dir = folder.path
-    done = last_checkpoint(run_dir).is_file()
-    then = f"resume with: {resume.resume_command(run_dir)}" if done else "no epoch finished"
     if interrupt.is_preemption(name):
         then = "submitit requeues the job, which continues from last.pt in this folder"
+    elif last_checkpoint(run_dir).is_file():
+        then = f"resume with: {resume.resume_command(run_dir)}"
+    else:
+        then = "no epoch finished"
     summary = {"status": "interrupted", "reason": name, "resume": then, **info}
     best = run_dir / "checkpoints" / "best.pt"
     if folder.writable and best.is_file():

@@ -118,9 +118,9 @@ def hand_over(name: str) -> None:
     """After a run stopped for submitit's preemption signal (named ``name``), call the handler
     that signal had before the run: submitit's, which checkpoints and requeues the job and exits.
     Returns where there is none (outside submitit, or another signal)."""
-    if not is_preemption(name):
-        return
     sig = preemption_signal()
+    if sig is None or name != sig.name:
+        return
     handler = signal.getsignal(sig)
     if callable(handler):
         handler(sig, None)

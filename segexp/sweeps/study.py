@@ -28,6 +28,7 @@ import socket
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -45,6 +46,7 @@ from optuna.trial import Trial, TrialState
 
 from segexp.config.cli import report_error
 from segexp.errors import SegexpError
+from segexp.storage.files import atomic_write
 from segexp.sweeps.storage import open_storage, shown
 
 log = logging.getLogger(__name__)
@@ -327,6 +329,7 @@ class SharedStudySweeperImpl(OptunaSweeperImpl):
         else:
             pareto = [{"params": t.params, "values": t.values} for t in study.best_trials]
             results = {"name": "optuna", "solutions": pareto}
-        OmegaConf.save(
-            OmegaConf.create(results), f"{self.config.hydra.sweep.dir}/optimization_results.yaml"
-        )
+        # Every process of a shared study writes it into the same sweep folder at its end.
+        path = Path(self.config.hydra.sweep.dir) / "optimization_results.yaml"
+        with atomic_write(path) as f:
+            f.write(OmegaConf.to_yaml(OmegaConf.create(results)))
